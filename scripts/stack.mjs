@@ -267,10 +267,9 @@ function resolveKafkaJars() {
   return libs;
 }
 
-function kafkaConfig(addr) {
-  const dir = path.join(home, "kafka");
+function kafkaConfig(addr, dir = path.join(home, "kafka"), controllerPort = undefined) {
   const dataDir = path.join(dir, "data");
-  const controllerPort = Number(process.env.SLUICE_KAFKA_CONTROLLER_PORT ?? addr.port + 1);
+  controllerPort ??= Number(process.env.SLUICE_KAFKA_CONTROLLER_PORT ?? addr.port + 1);
   const props = [
     "process.roles=broker,controller",
     "node.id=1",
@@ -319,7 +318,7 @@ function kafkaConfig(addr) {
   return { dir, dataDir, propsFile, log4j, controllerPort };
 }
 
-async function kafkaUp(addr) {
+async function kafkaUp(addr, { dir, controllerPort, pidName = "kafka" } = {}) {
   if (!which("java")) {
     throw new StackError(
       "kafka",
@@ -327,7 +326,7 @@ async function kafkaUp(addr) {
     );
   }
   const libs = resolveKafkaJars();
-  const cfg = kafkaConfig(addr);
+  const cfg = kafkaConfig(addr, dir, controllerPort);
   if (await tcpOpen({ host: addr.host, port: cfg.controllerPort })) {
     throw new StackError(
       "kafka",
@@ -367,12 +366,43 @@ async function kafkaUp(addr) {
     }
   }
   const logFile = path.join(cfg.dir, "stdout.log");
-  const pid = launch("kafka", "java", [...jvm, "-cp", cp, "kafka.Kafka", cfg.propsFile], {
+  const pid = launch(pidName, "java", [...jvm, "-cp", cp, "kafka.Kafka", cfg.propsFile], {
     cwd: cfg.dir,
     logFile,
   });
   await waitReady("kafka", pid, logFile, () => kafkaApiVersions(addr), 120_000);
   return pid;
+}
+
+/**
+ * Starts a private, throwaway KRaft broker for fault tests (stop/kill/restart
+ * without disturbing the shared stack). Its data lives in `dir`; restarting
+ * with the same `dir` keeps its topics.
+ *
+ * @returns `{ brokers, pid, stop({ signal }) }`; `stop` waits for the process to exit.
+ */
+export async function startPrivateKafka({ port, controllerPort = port + 1, dir }) {
+  const addr = { host: "127.0.0.1", port };
+  if (await tcpOpen(addr)) {
+    throw new StackError("kafka", `port ${port} is taken by ${listenerOf(port)}`);
+  }
+  const name = `kafka-private-${port}`;
+  const pid = await kafkaUp(addr, { dir, controllerPort, pidName: name });
+  return {
+    brokers: [`127.0.0.1:${port}`],
+    pid,
+    async stop({ signal = "SIGTERM", timeoutMs = 30_000 } = {}) {
+      if (signal === "SIGKILL") {
+        try {
+          process.kill(-pid, "SIGKILL");
+        } catch {}
+        while (alive(pid)) await sleep(50);
+      } else {
+        await stopPid(name, pid, timeoutMs);
+      }
+      fs.rmSync(pidFile(name), { force: true });
+    },
+  };
 }
 
 // ---------------------------------------------------------------- ClickHouse
