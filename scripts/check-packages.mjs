@@ -11,6 +11,7 @@ const pkgs = fs
   .filter((d) => fs.existsSync(path.join(root, "packages", d, "package.json")));
 let failed = 0;
 for (const dir of pkgs) {
+  const before = failed;
   const cwd = path.join(root, "packages", dir);
   for (const [cmd, args] of [
     ["npx", ["publint", "--strict", "."]],
@@ -22,6 +23,6 @@ for (const dir of pkgs) {
       console.error(`@sluice/${dir}: ${args[0]} failed\n${r.stdout}${r.stderr}`);
     }
   }
-  console.log(`@sluice/${dir}: ${failed ? "problems above" : "publint and attw clean"}`);
+  console.log(`@sluice/${dir}: ${failed > before ? "problems above" : "publint and attw clean"}`);
 }
 process.exit(failed ? 1 : 0);
