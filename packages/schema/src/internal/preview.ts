@@ -1,0 +1,15 @@
+/** Short printable form of an offending value for error messages. */
+export function preview(value: unknown, max = 200): string {
+  let text: string;
+  try {
+    text =
+      typeof value === "string"
+        ? JSON.stringify(value)
+        : value instanceof Uint8Array
+          ? `<${value.byteLength} bytes>`
+          : (JSON.stringify(value) ?? String(value));
+  } catch {
+    text = String(value);
+  }
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
