@@ -1,0 +1,426 @@
+import { parseDuration } from "@sluice/schema";
+import type { DeadLetter, DisposableSink, SinkStatus } from "../sink.js";
+import { SinkError } from "../sink-error.js";
+import type { BatchingOptions } from "../sink-options.js";
+import { backoffDelay, type ResolvedRetry, sleep } from "./backoff.js";
+import { publishBatch, publishBuffer, publishDlq, publishRetry } from "./channels.js";
+import { defaultIdentity } from "./identity.js";
+
+/** A buffered record with what the driver prepared for it. */
+export interface Entry<R, P> {
+  record: R;
+  id: string;
+  bytes: number;
+  payload: P;
+}
+
+/** How an error should be handled. */
+export interface Classified {
+  retryable: boolean;
+  code: string;
+  /** Multiplier on the backoff base, e.g. for TOO_MANY_PARTS. */
+  slowdown?: number;
+}
+
+/** The destination-specific half of a sink. */
+export interface SinkDriver<R, P> {
+  readonly kind: string;
+  /** Encodes one record; throws `SINK_INVALID_RECORD` when it cannot. */
+  prepare(record: R, id: string): { payload: P; bytes: number };
+  /** Sends one batch; resolves when the destination acknowledged it. */
+  send(batch: readonly Entry<R, P>[]): Promise<void>;
+  classify(error: unknown): Classified;
+  /** How many of the first entries form the next batch (≥ 1). */
+  cut?(entries: readonly Entry<R, P>[], maxRows: number, maxBytes: number): number;
+  /** Releases connections the sink owns. */
+  release(): Promise<void>;
+}
+
+interface Waiter {
+  target: number;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+function positiveInt(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (
+    typeof value !== "number" ||
+    !(value >= 1) ||
+    (Number.isFinite(value) && !Number.isInteger(value))
+  ) {
+    throw new SinkError(
+      "SINK_INVALID_OPTIONS",
+      `${name} must be a positive integer; got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+}
+
+function wrapDuration(
+  value: Parameters<typeof parseDuration>[0] | undefined,
+  name: string,
+  fallback: number,
+): number {
+  if (value === undefined) return fallback;
+  try {
+    return parseDuration(value, name);
+  } catch (err) {
+    throw new SinkError("SINK_INVALID_OPTIONS", (err as Error).message, { cause: err });
+  }
+}
+
+/** Defaults that differ per sink. */
+export interface BatchingDefaults {
+  name: string;
+  maxBatchRows: number;
+}
+
+/**
+ * The common engine: a bounded in-order buffer, deterministic batch cuts, one
+ * batch in flight, retries with backoff and jitter, bisection of permanently
+ * rejected batches down to single records for the dead-letter handler.
+ */
+export class BatchingSink<R, P> implements DisposableSink<R> {
+  readonly name: string;
+  #status: SinkStatus = "open";
+  readonly #driver: SinkDriver<R, P>;
+  readonly #identity: (record: R) => string;
+  readonly #maxBatchRows: number;
+  readonly #maxBatchBytes: number;
+  readonly #maxDelayMs: number;
+  readonly #maxBufferedRows: number;
+  readonly #retry: ResolvedRetry;
+  readonly #deadLetter: BatchingOptions<R>["deadLetter"];
+  readonly #buffer: Entry<R, P>[] = [];
+  #bufferBytes = 0;
+  #inflightRows = 0;
+  #enqueued = 0;
+  #acked = 0;
+  #flushTarget = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #timerFired = false;
+  #running = false;
+  #failure: Error | undefined;
+  #flushWaiters: Waiter[] = [];
+  #spaceWaiters: Array<() => void> = [];
+  #closing: Promise<void> | undefined;
+
+  constructor(driver: SinkDriver<R, P>, options: BatchingOptions<R>, defaults: BatchingDefaults) {
+    this.#driver = driver;
+    if (options.name !== undefined && (typeof options.name !== "string" || options.name === "")) {
+      throw new SinkError(
+        "SINK_INVALID_OPTIONS",
+        `name must be a non-empty string; got ${JSON.stringify(options.name)}`,
+      );
+    }
+    this.name = options.name ?? defaults.name;
+    this.#identity =
+      options.identity ??
+      ((r: R) => {
+        const id = defaultIdentity(r);
+        if (id === undefined) {
+          throw new SinkError(
+            "SINK_INVALID_RECORD",
+            "record has no identity: give it a string `id` or `partition` + `offset`, or pass the `identity` option",
+          );
+        }
+        return id;
+      });
+    this.#maxBatchRows = positiveInt(options.maxBatchRows, "maxBatchRows", defaults.maxBatchRows);
+    this.#maxBatchBytes = positiveInt(options.maxBatchBytes, "maxBatchBytes", 8 * 1024 * 1024);
+    this.#maxDelayMs = wrapDuration(options.maxDelayMs, "maxDelayMs", 1000);
+    this.#maxBufferedRows = positiveInt(options.maxBufferedRows, "maxBufferedRows", 100_000);
+    if (this.#maxBufferedRows < this.#maxBatchRows) {
+      throw new SinkError(
+        "SINK_INVALID_OPTIONS",
+        `maxBufferedRows (${this.#maxBufferedRows}) must be at least maxBatchRows (${this.#maxBatchRows})`,
+      );
+    }
+    const r = options.retry ?? {};
+    const multiplier = r.multiplier ?? 2;
+    if (typeof multiplier !== "number" || !(multiplier >= 1)) {
+      throw new SinkError(
+        "SINK_INVALID_OPTIONS",
+        `retry.multiplier must be ≥ 1; got ${JSON.stringify(multiplier)}`,
+      );
+    }
+    this.#retry = {
+      initialDelayMs: wrapDuration(r.initialDelayMs, "retry.initialDelayMs", 100),
+      maxDelayMs: wrapDuration(r.maxDelayMs, "retry.maxDelayMs", 10_000),
+      maxAttempts: positiveInt(r.maxAttempts, "retry.maxAttempts", Number.POSITIVE_INFINITY),
+      multiplier,
+    };
+    if (options.deadLetter !== undefined && typeof options.deadLetter !== "function") {
+      throw new SinkError("SINK_INVALID_OPTIONS", "deadLetter must be a function");
+    }
+    this.#deadLetter = options.deadLetter;
+  }
+
+  get status(): SinkStatus {
+    return this.#status;
+  }
+
+  /** Rows accepted but not yet acknowledged (buffered plus in flight). */
+  get bufferedRows(): number {
+    return this.#buffer.length + this.#inflightRows;
+  }
+
+  async write(records: readonly R[]): Promise<void> {
+    this.#assertOpen("write");
+    if (this.#failure) throw this.#failure;
+    if (!Array.isArray(records)) {
+      throw new SinkError("SINK_INVALID_RECORD", "write expects an array of records");
+    }
+    const invalid: DeadLetter<R>[] = [];
+    const entries: Entry<R, P>[] = [];
+    for (const record of records) {
+      let id = "";
+      try {
+        id = this.#identity(record);
+        const { payload, bytes } = this.#driver.prepare(record, id);
+        entries.push({ record, id, bytes, payload });
+      } catch (err) {
+        const error = SinkError.isInstance(err)
+          ? err
+          : new SinkError(
+              "SINK_INVALID_RECORD",
+              `record cannot be encoded: ${(err as Error).message}`,
+              { cause: err },
+            );
+        if (!this.#deadLetter) throw error;
+        invalid.push({ record, id, error, code: error.code });
+      }
+    }
+    if (invalid.length > 0) await this.#toDeadLetter(invalid);
+    if (entries.length === 0) return;
+    for (const e of entries) {
+      this.#buffer.push(e);
+      this.#bufferBytes += e.bytes;
+    }
+    this.#enqueued += entries.length;
+    if (this.#buffer.length >= this.#maxBatchRows || this.#bufferBytes >= this.#maxBatchBytes) {
+      this.#kick();
+    } else {
+      this.#armTimer();
+    }
+    if (this.bufferedRows > this.#maxBufferedRows) {
+      this.#publishBuffer(true);
+      while (this.bufferedRows > this.#maxBufferedRows && !this.#failure) {
+        await new Promise<void>((resolve) => this.#spaceWaiters.push(resolve));
+      }
+      if (this.#failure) throw this.#failure;
+    }
+    this.#publishBuffer(false);
+  }
+
+  async flush(): Promise<void> {
+    this.#assertOpen("flush");
+    return this.#flush();
+  }
+
+  #flush(): Promise<void> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    const target = this.#enqueued;
+    if (this.#acked >= target) return Promise.resolve();
+    this.#flushTarget = Math.max(this.#flushTarget, target);
+    return new Promise<void>((resolve, reject) => {
+      this.#flushWaiters.push({ target, resolve, reject });
+      this.#kick();
+    });
+  }
+
+  close(): Promise<void> {
+    if (!this.#closing) {
+      this.#status = "closing";
+      this.#closing = (async () => {
+        try {
+          await this.#flush();
+        } finally {
+          if (this.#timer) clearTimeout(this.#timer);
+          this.#timer = undefined;
+          try {
+            await this.#driver.release();
+          } finally {
+            this.#status = "closed";
+          }
+        }
+      })();
+    }
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #assertOpen(op: string): void {
+    if (this.#status !== "open") {
+      throw new SinkError(
+        "SINK_CLOSED",
+        `${op} on sink "${this.name}" after close(); create a new sink`,
+      );
+    }
+  }
+
+  #publishBuffer(backpressure: boolean): void {
+    publishBuffer({
+      sink: this.#driver.kind,
+      name: this.name,
+      buffered: this.bufferedRows,
+      backpressure,
+    });
+  }
+
+  #armTimer(): void {
+    if (this.#timer || this.#buffer.length === 0) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#timerFired = true;
+      this.#kick();
+    }, this.#maxDelayMs);
+    this.#timer.unref();
+  }
+
+  #kick(): void {
+    if (this.#running) return;
+    this.#running = true;
+    void this.#run();
+  }
+
+  #nextBatchSize(): number {
+    if (this.#driver.cut) {
+      return Math.max(1, this.#driver.cut(this.#buffer, this.#maxBatchRows, this.#maxBatchBytes));
+    }
+    let rows = 0;
+    let bytes = 0;
+    for (const e of this.#buffer) {
+      if (rows >= this.#maxBatchRows || (rows > 0 && bytes + e.bytes > this.#maxBatchBytes)) break;
+      rows++;
+      bytes += e.bytes;
+    }
+    return rows;
+  }
+
+  async #run(): Promise<void> {
+    try {
+      while (this.#buffer.length > 0 && !this.#failure) {
+        const force = this.#timerFired || this.#flushTarget > this.#acked;
+        const full =
+          this.#buffer.length >= this.#maxBatchRows || this.#bufferBytes >= this.#maxBatchBytes;
+        if (!force && !full) break;
+        const n = this.#nextBatchSize();
+        const batch = this.#buffer.splice(0, n);
+        for (const e of batch) this.#bufferBytes -= e.bytes;
+        this.#inflightRows = batch.length;
+        if (this.#buffer.length === 0) this.#timerFired = false;
+        await this.#deliver(batch);
+        this.#inflightRows = 0;
+        this.#acked += batch.length;
+        this.#settle();
+      }
+    } catch (err) {
+      this.#failure = err as Error;
+      this.#inflightRows = 0;
+      this.#settle();
+    } finally {
+      this.#running = false;
+      this.#timerFired = false;
+      if (!this.#failure && this.#buffer.length > 0) {
+        if (this.#flushTarget > this.#acked) this.#kick();
+        else this.#armTimer();
+      }
+    }
+  }
+
+  #settle(): void {
+    const waiters = this.#flushWaiters;
+    this.#flushWaiters = [];
+    for (const w of waiters) {
+      if (this.#failure) w.reject(this.#failure);
+      else if (this.#acked >= w.target) w.resolve();
+      else this.#flushWaiters.push(w);
+    }
+    if (this.#failure || this.bufferedRows <= this.#maxBufferedRows) {
+      const space = this.#spaceWaiters;
+      this.#spaceWaiters = [];
+      for (const wake of space) wake();
+    }
+  }
+
+  #publishBatch(rows: number, bytes: number, started: number, error?: string): void {
+    const msg = {
+      sink: this.#driver.kind,
+      name: this.name,
+      rows,
+      bytes,
+      durationMs: performance.now() - started,
+    };
+    publishBatch(error === undefined ? msg : { ...msg, error });
+  }
+
+  /** Sends a batch until acknowledged; bisects permanent rejections. */
+  async #deliver(batch: Entry<R, P>[]): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const started = performance.now();
+      let bytes = 0;
+      for (const e of batch) bytes += e.bytes;
+      try {
+        await this.#driver.send(batch);
+        this.#publishBatch(batch.length, bytes, started);
+        return;
+      } catch (err) {
+        const c = this.#driver.classify(err);
+        this.#publishBatch(batch.length, bytes, started, c.code);
+        if (!c.retryable) {
+          if (batch.length > 1) {
+            const half = Math.ceil(batch.length / 2);
+            await this.#deliver(batch.slice(0, half));
+            await this.#deliver(batch.slice(half));
+            return;
+          }
+          const e = batch[0]!;
+          const error = err instanceof Error ? err : new Error(String(err));
+          if (!this.#deadLetter) {
+            throw new SinkError(
+              "SINK_REJECTED",
+              `${this.#driver.kind} sink "${this.name}" rejected record ${e.id} permanently (${c.code}): ${error.message}; pass a deadLetter handler to divert such records`,
+              { cause: err },
+            );
+          }
+          await this.#toDeadLetter([{ record: e.record, id: e.id, error, code: c.code }]);
+          return;
+        }
+        if (attempt >= this.#retry.maxAttempts) {
+          throw new SinkError(
+            "SINK_RETRIES_EXHAUSTED",
+            `${this.#driver.kind} sink "${this.name}" gave up after ${attempt} attempts (${c.code}): ${(err as Error)?.message ?? String(err)}`,
+            { cause: err, retryable: true },
+          );
+        }
+        const delayMs = backoffDelay(this.#retry, attempt, c.slowdown ?? 1);
+        publishRetry({ sink: this.#driver.kind, name: this.name, attempt, delayMs, code: c.code });
+        await sleep(delayMs);
+      }
+    }
+  }
+
+  async #toDeadLetter(letters: DeadLetter<R>[]): Promise<void> {
+    const handler = this.#deadLetter;
+    if (!handler) return;
+    try {
+      await handler(letters);
+    } catch (err) {
+      throw new SinkError(
+        "SINK_DEAD_LETTER_FAILED",
+        `dead-letter handler of sink "${this.name}" failed: ${(err as Error)?.message ?? String(err)}`,
+        { cause: err },
+      );
+    }
+    const byCode = new Map<string, number>();
+    for (const l of letters) byCode.set(l.code, (byCode.get(l.code) ?? 0) + 1);
+    for (const [code, count] of byCode) {
+      publishDlq({ sink: this.#driver.kind, name: this.name, count, code });
+    }
+  }
+}
