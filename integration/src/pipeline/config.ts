@@ -1,0 +1,88 @@
+import path from "node:path";
+import { env } from "../env.js";
+import { defaultJobSettings, type JobSettings } from "../generator/ground-truth.js";
+
+/**
+ * Names and addresses of one pipeline deployment. The demo uses the plain
+ * names (`events`, `user_sessions`, ...); tests pass a unique `namespace` so
+ * runs never share a topic, table, key, consumer group or state directory.
+ */
+export interface PipelineConfig {
+  namespace: string;
+  kafkaBrokers: string[];
+  clickhouseUrl: string;
+  redisUrl: string;
+  /** Source topic. */
+  topic: string;
+  partitions: number;
+  /** Consumer group / application id of each job. */
+  applications: { sessions: string; counts: string; pages: string; raw: string };
+  /** ClickHouse tables. */
+  tables: { events: string; sessions: string; minuteCounts: string };
+  /** Redis key prefix; keys are listed in {@link redisKeys}. */
+  redisPrefix: string;
+  /** Root of the aggregator's local state. */
+  stateDir: string;
+  /** Window settings of the three jobs. */
+  windows: JobSettings;
+  /** Grace period of every window, ms: out-of-order events within it still count. */
+  graceMs: number;
+  /** Top pages kept per hopping window in Redis and announced on pub/sub. */
+  topN: number;
+  /** Days raw events stay in the hot tier (ClickHouse TTL, where supported). */
+  hotTierDays: number;
+}
+
+/**
+ * Builds a {@link PipelineConfig}; addresses come from the `SLUICE_*`
+ * environment variables (see `env.ts`).
+ *
+ * @param namespace - empty for the reference names, or a unique prefix for a test run
+ * @param overrides - any field to replace
+ * @returns the configuration
+ */
+export function pipelineConfig(
+  namespace = "",
+  overrides: Partial<PipelineConfig> = {},
+): PipelineConfig {
+  const n = (name: string, sep = "_") => (namespace ? `${namespace}${sep}${name}` : name);
+  const stateRoot = process.env.SLUICE_STATE_DIR ?? path.resolve(".sluice", "state");
+  return {
+    namespace,
+    kafkaBrokers: env.kafkaBrokers,
+    clickhouseUrl: env.clickhouseUrl,
+    redisUrl: env.redisUrl,
+    topic: process.env.SLUICE_TOPIC ?? n("events", "."),
+    partitions: Number(process.env.SLUICE_PARTITIONS ?? 12),
+    applications: {
+      sessions: n("aggregator-sessions", "."),
+      counts: n("aggregator-counts", "."),
+      pages: n("aggregator-pages", "."),
+      raw: n("aggregator-raw", "."),
+    },
+    tables: {
+      events: n("events"),
+      sessions: n("user_sessions"),
+      minuteCounts: n("event_counts_1m"),
+    },
+    redisPrefix: `sluice:${namespace || "demo"}:`,
+    stateDir: path.join(stateRoot, namespace || "demo"),
+    windows: defaultJobSettings,
+    graceMs: 30_000,
+    topN: 10,
+    hotTierDays: 30,
+    ...overrides,
+  };
+}
+
+/** The Redis keys the pipeline writes. */
+export const redisKeys = {
+  /** Hash: event type → count, for the tumbling minute starting at `windowStart`. */
+  minuteCounts: (c: PipelineConfig, windowStart: number) => `${c.redisPrefix}counts:${windowStart}`,
+  /** Sorted set: page → views, for the hopping window starting at `windowStart`. */
+  topPages: (c: PipelineConfig, windowStart: number) => `${c.redisPrefix}top-pages:${windowStart}`,
+  /** Pub/sub channel announcing each closed hopping window's top pages. */
+  topPagesChannel: (c: PipelineConfig) => `${c.redisPrefix}top-pages`,
+  /** Pattern matching every key of the deployment. */
+  all: (c: PipelineConfig) => `${c.redisPrefix}*`,
+};
