@@ -108,7 +108,7 @@ if (!only) {
   step("build");
   run("npm", ["run", "build", "--silent"]);
   step("lint (biome)");
-  run("npx", ["biome", "ci", "."]);
+  run("npx", ["biome", "ci", "--colors=off", "."]);
   step("typecheck");
   run("npm", ["run", "typecheck", "--workspaces", "--if-present", "--silent"]);
   step("package checks (publint, attw)");
