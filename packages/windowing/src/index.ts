@@ -1,1 +1,51 @@
-export { SluiceError, type SluiceErrorOptions } from "@sluice/schema";
+export {
+  type AggregateResult,
+  type AggregationSpec,
+  type Aggregator,
+  type AnyAggregator,
+  aggregator,
+  avg,
+  combine,
+  count,
+  countDistinct,
+  latest,
+  max,
+  min,
+  quantiles,
+  sum,
+  topK,
+} from "./aggregations.js";
+export {
+  createJob,
+  defineJob,
+  Job,
+  type JobOptions,
+  type SourceCodec,
+  type SourceOptions,
+} from "./job.js";
+export type { Sink } from "./sink.js";
+export {
+  createTestDriver,
+  type DeadLetter,
+  type PipeOptions,
+  TestDriver,
+  type TestDriverOptions,
+} from "./test-driver.js";
+export {
+  type EmitMode,
+  type LateRecord,
+  type WindowResult,
+  windowResultId,
+} from "./window-result.js";
+export { WindowingError, type WindowingErrorCode } from "./windowing-error.js";
+export {
+  type HoppingWindow,
+  hopping,
+  type SessionWindow,
+  type SlidingWindow,
+  session,
+  sliding,
+  type TumblingWindow,
+  tumbling,
+  type WindowSpec,
+} from "./windows.js";

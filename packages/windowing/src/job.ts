@@ -1,0 +1,528 @@
+import { type Duration, parseDuration } from "@sluice/schema";
+import type { Kafka } from "kafkajs";
+import { type AggregateResult, type AggregationSpec, combine } from "./aggregations.js";
+import type { JobDefinition, Step } from "./internal/definition.js";
+import type { KafkaRuntime } from "./internal/kafka-runtime.js";
+import { isSink, type Sink } from "./sink.js";
+import { type EmitMode, type LateRecord, resolveEmit, type WindowResult } from "./window-result.js";
+import { WindowingError } from "./windowing-error.js";
+import type { WindowSpec } from "./windows.js";
+
+/**
+ * How the source value is decoded: any object with `decode(bytes)`, such as
+ * a `@sluice/schema` codec from `defineSchema(...)`. `decode` throws for
+ * undecodable or schema-invalid input; such records go to the DLQ.
+ *
+ * @since 0.1.0
+ */
+export interface SourceCodec<T> {
+  decode(bytes: Buffer): T;
+}
+
+/**
+ * Where a job reads from.
+ *
+ * @since 0.1.0
+ */
+export interface SourceOptions<T> {
+  /** The input topic. */
+  topic: string;
+  /** Decoder/validator of the record value. */
+  schema: SourceCodec<T>;
+  /**
+   * Event time: a field name holding epoch ms or an ISO-8601 string, or a
+   * function of the decoded value and the record timestamp.
+   * @defaultValue the Kafka record timestamp
+   */
+  eventTime?: string | ((value: T, recordTimestamp: number) => number);
+}
+
+/**
+ * Options of {@link createJob}.
+ *
+ * @since 0.1.0
+ */
+export interface JobOptions<T> {
+  /** A kafkajs `Kafka` instance; or give `brokers`. */
+  kafka?: Kafka;
+  /** Broker addresses, used when `kafka` is not given. */
+  brokers?: string[];
+  /** Consumer group id, prefix of internal topics and transactional ids. */
+  applicationId: string;
+  source: SourceOptions<T>;
+  /** Directory for local state (one subdirectory per partition). */
+  stateDir: string;
+  /** @defaultValue 'exactly-once' */
+  guarantee?: "exactly-once" | "at-least-once";
+  /** How often state, outputs and offsets commit. @defaultValue 100 ms exactly-once, 1000 ms at-least-once */
+  commitIntervalMs?: Duration;
+  /** Advance a partition's stream time with the wall clock after it has been idle this long. @defaultValue off */
+  idleCloseMs?: Duration;
+  /** Dead-letter topic for undecodable/invalid records. @defaultValue `<applicationId>-dlq` */
+  dlqTopic?: string;
+  /** Partitions of internal topics created by the job. @defaultValue the source's partition count */
+  replicationFactor?: number;
+  /** Stop the job on SIGTERM/SIGINT. @defaultValue true */
+  handleSignals?: boolean;
+  /** Consumer session timeout. @defaultValue 30000 */
+  sessionTimeoutMs?: number;
+  /** Results buffered before partitions pause (backpressure). @defaultValue 50000 */
+  maxBufferedResults?: number;
+}
+
+/** @internal resolved options */
+export interface ResolvedJobOptions {
+  kafka?: Kafka;
+  brokers?: string[];
+  applicationId: string;
+  topic: string;
+  stateDir: string;
+  guarantee: "exactly-once" | "at-least-once";
+  commitIntervalMs: number;
+  dlqTopic: string;
+  replicationFactor: number;
+  handleSignals: boolean;
+  sessionTimeoutMs: number;
+  maxBufferedResults: number;
+}
+
+function duration(value: Duration, name: string): number {
+  try {
+    return parseDuration(value, name);
+  } catch (err) {
+    throw new WindowingError("WINDOWING_INVALID_OPTIONS", (err as Error).message, { cause: err });
+  }
+}
+
+function resolveEventTime(
+  eventTime: SourceOptions<unknown>["eventTime"],
+): ((value: unknown, ts: number) => number) | undefined {
+  if (eventTime === undefined) return undefined;
+  if (typeof eventTime === "function") return eventTime as (value: unknown, ts: number) => number;
+  if (typeof eventTime === "string" && eventTime.length > 0) {
+    const field = eventTime;
+    return (value) => {
+      const raw = (value as Record<string, unknown> | null)?.[field];
+      if (typeof raw === "number") return raw;
+      if (typeof raw === "string") return Date.parse(raw);
+      return Number.NaN;
+    };
+  }
+  throw new WindowingError(
+    "WINDOWING_INVALID_OPTIONS",
+    "source.eventTime must be a field name or a function (value, recordTimestamp) => epoch ms",
+  );
+}
+
+/**
+ * A stream-processing job: a fluent pipeline definition plus, when created
+ * with {@link createJob}, its Kafka runtime. Steps run in order:
+ * `filter`/`map`/`keyBy` per record, then `window` + `aggregate`, results to
+ * every `to(...)` target.
+ *
+ * @typeParam T - the record type at this point of the pipeline
+ * @typeParam V - the aggregate value type
+ * @since 0.1.0
+ */
+export class Job<T, V = unknown> {
+  /** @internal */
+  readonly definition: JobDefinition;
+  /** @internal */
+  readonly options: ResolvedJobOptions | undefined;
+  private runtime: KafkaRuntime | undefined;
+  private stopped = false;
+
+  /** @internal use {@link createJob} or {@link defineJob} */
+  constructor(definition: JobDefinition, options?: ResolvedJobOptions) {
+    this.definition = definition;
+    this.options = options;
+  }
+
+  /** `'opening' | 'open' | 'closing' | 'closed'`; `'closed'` before `start()` too. */
+  get status(): "opening" | "open" | "closing" | "closed" {
+    return this.runtime?.status ?? "closed";
+  }
+
+  private mutable(): void {
+    if (this.stopped)
+      throw new WindowingError("WINDOWING_JOB_CLOSED", "the job was stopped; create a new one");
+    if (this.runtime) {
+      throw new WindowingError(
+        "WINDOWING_ALREADY_STARTED",
+        "the pipeline cannot change after start()",
+      );
+    }
+  }
+
+  private step(step: Step): void {
+    this.mutable();
+    if (this.definition.window) {
+      throw new WindowingError(
+        "WINDOWING_INVALID_OPTIONS",
+        `${step.kind}() must come before window(); steps after aggregation are not supported`,
+      );
+    }
+    if (typeof step.fn !== "function") {
+      throw new WindowingError("WINDOWING_INVALID_OPTIONS", `${step.kind}() needs a function`);
+    }
+    this.definition.steps.push(step);
+  }
+
+  /**
+   * Keeps records for which `fn` returns true.
+   *
+   * @param fn - predicate
+   * @returns this job
+   * @throws WindowingError `WINDOWING_INVALID_OPTIONS` after `window()`
+   * @example
+   * ```ts
+   * job.filter((e) => e.type === "purchase")
+   * ```
+   */
+  filter(fn: (value: T) => boolean): Job<T, V> {
+    this.step({ kind: "filter", fn: fn as (v: unknown) => boolean });
+    return this;
+  }
+
+  /**
+   * Transforms each record.
+   *
+   * @param fn - mapping function
+   * @returns this job, typed by the new record type
+   * @throws WindowingError `WINDOWING_INVALID_OPTIONS` after `window()`
+   * @example
+   * ```ts
+   * job.map((e) => ({ user: e.user_id, amount: e.amount }))
+   * ```
+   */
+  map<U>(fn: (value: T) => U): Job<U, V> {
+    this.step({ kind: "map", fn: fn as (v: unknown) => unknown });
+    return this as unknown as Job<U, V>;
+  }
+
+  /**
+   * Sets the window key. Without `keyBy` the key is the Kafka record key.
+   * In a Kafka job, records go through the repartition topic
+   * `<applicationId>-repartition` so each key lives in one partition.
+   *
+   * @param fn - returns the key string
+   * @returns this job
+   * @throws WindowingError `WINDOWING_INVALID_OPTIONS` after `window()`
+   * @example
+   * ```ts
+   * job.keyBy((e) => e.country)
+   * ```
+   */
+  keyBy(fn: (value: T) => string): Job<T, V> {
+    this.step({ kind: "keyBy", fn: fn as (v: unknown) => string });
+    return this;
+  }
+
+  /**
+   * Sets the window type.
+   *
+   * @param spec - from `tumbling`, `hopping`, `sliding` or `session`
+   * @returns this job
+   * @throws WindowingError `WINDOWING_INVALID_OPTIONS` when set twice or not a window
+   * @example
+   * ```ts
+   * job.window(tumbling({ size: "1m" }))
+   * ```
+   */
+  window(spec: WindowSpec): Job<T, V> {
+    this.mutable();
+    if (this.definition.window)
+      throw new WindowingError("WINDOWING_INVALID_OPTIONS", "window() was already set");
+    if (
+      !spec ||
+      !["tumbling", "hopping", "sliding", "session"].includes((spec as WindowSpec).type)
+    ) {
+      throw new WindowingError(
+        "WINDOWING_INVALID_OPTIONS",
+        "window() needs tumbling(), hopping(), sliding() or session()",
+      );
+    }
+    this.definition.window = spec;
+    return this;
+  }
+
+  /**
+   * Sets the aggregation: one aggregator or an object of them.
+   *
+   * @param spec - e.g. `count()` or `{ n: count(), total: sum((e) => e.amount) }`
+   * @returns this job, typed by the result value
+   * @throws WindowingError `WINDOWING_INVALID_OPTIONS` before `window()`, when set twice, or for a session window without `merge`
+   * @example
+   * ```ts
+   * job.aggregate({ events: count(), spend: sum((e) => e.amount) })
+   * ```
+   */
+  aggregate<S extends AggregationSpec<T>>(spec: S): Job<T, AggregateResult<S>> {
+    this.mutable();
+    if (!this.definition.window) {
+      throw new WindowingError("WINDOWING_INVALID_OPTIONS", "aggregate() must come after window()");
+    }
+    if (this.definition.aggregator) {
+      throw new WindowingError("WINDOWING_INVALID_OPTIONS", "aggregate() was already set");
+    }
+    const agg = combine(spec as AggregationSpec<unknown>);
+    if (this.definition.window.type === "session" && typeof agg.merge !== "function") {
+      throw new WindowingError(
+        "WINDOWING_INVALID_OPTIONS",
+        "session windows need an aggregator with merge(a, b)",
+      );
+    }
+    this.definition.aggregator = agg;
+    return this as unknown as Job<T, AggregateResult<S>>;
+  }
+
+  /**
+   * Sets when results are emitted.
+   *
+   * @param mode - `'final'`, `'update'` or `{ everyMs }`
+   * @returns this job
+   * @throws WindowingError `WINDOWING_INVALID_OPTIONS` for an unknown mode
+   * @defaultValue 'final'
+   * @example
+   * ```ts
+   * job.emit({ everyMs: "10s" })
+   * ```
+   */
+  emit(mode: EmitMode): Job<T, V> {
+    this.mutable();
+    this.definition.emit = resolveEmit(mode);
+    return this;
+  }
+
+  /**
+   * Adds a result target: a sink (contract of `@sluice/sinks`), an output
+   * topic (`{ topic }`, JSON values keyed by the window key, inside the
+   * exactly-once transaction), or a callback.
+   *
+   * @param target - sink, `{ topic }` or `(results) => void | Promise<void>`
+   * @returns this job
+   * @throws WindowingError `WINDOWING_INVALID_OPTIONS` for anything else
+   * @example
+   * ```ts
+   * job.to({ topic: "user-minute-counts" }).to(clickhouseSink)
+   * ```
+   */
+  to(
+    target:
+      | Sink<WindowResult<V>>
+      | { topic: string }
+      | ((results: readonly WindowResult<V>[]) => void | Promise<void>),
+  ): Job<T, V> {
+    this.mutable();
+    if (typeof target === "function") {
+      this.definition.outputs.push({ kind: "callback", fn: target as never });
+    } else if (isSink(target)) {
+      this.definition.outputs.push({ kind: "sink", sink: target as never });
+    } else if (target && typeof (target as { topic?: unknown }).topic === "string") {
+      this.definition.outputs.push({ kind: "topic", topic: (target as { topic: string }).topic });
+    } else {
+      throw new WindowingError(
+        "WINDOWING_INVALID_OPTIONS",
+        "to() needs a sink, { topic } or a callback",
+      );
+    }
+    return this;
+  }
+
+  /**
+   * Where late records go: a topic (`{ topic }`) or a callback. They are
+   * always counted (`sluice:job:late`). Without `onLate` a Kafka job writes
+   * them to `<applicationId>-late`.
+   *
+   * @param target - `{ topic }` or `(late) => void | Promise<void>`
+   * @returns this job
+   * @throws WindowingError `WINDOWING_INVALID_OPTIONS` for anything else
+   * @example
+   * ```ts
+   * job.onLate((r) => console.warn("late", r.key, r.timestamp))
+   * ```
+   */
+  onLate(target: { topic: string } | ((late: LateRecord<T>) => void | Promise<void>)): Job<T, V> {
+    this.mutable();
+    if (typeof target === "function")
+      this.definition.late.push({ kind: "callback", fn: target as never });
+    else if (target && typeof target.topic === "string")
+      this.definition.late.push({ kind: "topic", topic: target.topic });
+    else
+      throw new WindowingError(
+        "WINDOWING_INVALID_OPTIONS",
+        "onLate() needs { topic } or a callback",
+      );
+    return this;
+  }
+
+  /**
+   * Connects to Kafka, restores state and starts processing. Resolves once
+   * the consumer has joined its group.
+   *
+   * @returns a promise resolving when running
+   * @throws WindowingError `WINDOWING_PIPELINE_INCOMPLETE` without window/aggregate; `WINDOWING_INVALID_OPTIONS` for a job from `defineJob`; `WINDOWING_ALREADY_STARTED`; `WINDOWING_JOB_CLOSED`; `WINDOWING_KAFKA_FAILED`
+   * @example
+   * ```ts
+   * await job.start();
+   * ```
+   */
+  async start(): Promise<void> {
+    if (this.stopped)
+      throw new WindowingError("WINDOWING_JOB_CLOSED", "the job was stopped; create a new one");
+    if (this.runtime)
+      throw new WindowingError("WINDOWING_ALREADY_STARTED", "start() was already called");
+    assertComplete(this.definition);
+    if (!this.options) {
+      throw new WindowingError(
+        "WINDOWING_INVALID_OPTIONS",
+        "this job was made by defineJob() and has no Kafka options; use createJob() or a TestDriver",
+      );
+    }
+    const { KafkaRuntime } = await import("./internal/kafka-runtime.js");
+    this.runtime = new KafkaRuntime(this.definition, this.options);
+    await this.runtime.start();
+  }
+
+  /**
+   * Drains the in-flight batch, commits (state, outputs, offsets), closes
+   * sinks and disconnects. Idempotent.
+   *
+   * @returns a promise resolving when closed
+   * @example
+   * ```ts
+   * await job.stop();
+   * ```
+   */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.runtime?.stop();
+  }
+
+  /** Same as {@link Job.stop}. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+}
+
+/** @internal */
+export function assertComplete(def: JobDefinition): void {
+  if (!def.window || !def.aggregator) {
+    throw new WindowingError(
+      "WINDOWING_PIPELINE_INCOMPLETE",
+      "the job needs window(...) and aggregate(...) before it can run",
+    );
+  }
+}
+
+function baseDefinition(
+  source?: Partial<SourceOptions<unknown>>,
+  idleCloseMs?: Duration,
+): JobDefinition {
+  const def: JobDefinition = { steps: [], emit: { kind: "final" }, outputs: [], late: [] };
+  const et = resolveEventTime(source?.eventTime);
+  if (et) def.eventTime = et;
+  if (source?.schema) {
+    if (typeof source.schema.decode !== "function") {
+      throw new WindowingError(
+        "WINDOWING_INVALID_OPTIONS",
+        "source.schema needs a decode(bytes) method",
+      );
+    }
+    def.schema = source.schema as { decode(b: Buffer): unknown };
+  }
+  if (idleCloseMs !== undefined) def.idleCloseMs = duration(idleCloseMs, "idleCloseMs");
+  return def;
+}
+
+/**
+ * Defines a pipeline without Kafka, for a {@link createTestDriver | TestDriver}
+ * or as an embedded engine.
+ *
+ * @param opts - optional `source` (`schema`, `eventTime`) and `idleCloseMs`
+ * @returns a job definition whose `start()` rejects
+ * @throws WindowingError `WINDOWING_INVALID_OPTIONS` for an invalid option
+ * @example
+ * ```ts
+ * const job = defineJob<Click>({ source: { eventTime: "ts" } }).window(tumbling({ size: "1m" })).aggregate(count());
+ * ```
+ * @since 0.1.0
+ */
+export function defineJob<T>(
+  opts: {
+    source?: { schema?: SourceCodec<T>; eventTime?: SourceOptions<T>["eventTime"] };
+    idleCloseMs?: Duration;
+  } = {},
+): Job<T> {
+  return new Job<T>(
+    baseDefinition(opts.source as Partial<SourceOptions<unknown>>, opts.idleCloseMs),
+  );
+}
+
+/**
+ * Creates a Kafka stream-processing job. Nothing connects until `start()`.
+ *
+ * @param opts - see {@link JobOptions}
+ * @returns a {@link Job} to configure fluently and start
+ * @throws WindowingError `WINDOWING_INVALID_OPTIONS` for a missing or invalid option
+ * @defaultValue guarantee = 'exactly-once'
+ * @example
+ * ```ts
+ * const job = createJob({ brokers: ["127.0.0.1:9092"], applicationId: "aggregator",
+ *   source: { topic: "events", schema: UserEvent, eventTime: "ts" }, stateDir: "./state" })
+ *   .window(tumbling({ size: "1m" }))
+ *   .aggregate({ events: count() })
+ *   .to({ topic: "user-minute-counts" });
+ * await job.start();
+ * ```
+ * @since 0.1.0
+ */
+export function createJob<T>(opts: JobOptions<T>): Job<T> {
+  if (typeof opts !== "object" || opts === null) {
+    throw new WindowingError("WINDOWING_INVALID_OPTIONS", "createJob needs an options object");
+  }
+  const bad = (msg: string): never => {
+    throw new WindowingError("WINDOWING_INVALID_OPTIONS", msg);
+  };
+  if (!opts.kafka && !(Array.isArray(opts.brokers) && opts.brokers.length > 0)) {
+    bad("createJob needs kafka (a kafkajs Kafka) or brokers (['host:port'])");
+  }
+  if (typeof opts.applicationId !== "string" || !/^[A-Za-z0-9._-]+$/.test(opts.applicationId)) {
+    bad(
+      `applicationId must be a non-empty string of letters, digits, '.', '_' or '-'; got ${JSON.stringify(opts.applicationId)}`,
+    );
+  }
+  if (!opts.source || typeof opts.source.topic !== "string" || opts.source.topic.length === 0) {
+    bad("source.topic is required");
+  }
+  if (!opts.source.schema || typeof opts.source.schema.decode !== "function") {
+    bad("source.schema is required: an object with decode(bytes), e.g. from defineSchema()");
+  }
+  if (typeof opts.stateDir !== "string" || opts.stateDir.length === 0) bad("stateDir is required");
+  const guarantee = opts.guarantee ?? "exactly-once";
+  if (guarantee !== "exactly-once" && guarantee !== "at-least-once") {
+    bad(`guarantee must be 'exactly-once' or 'at-least-once'; got ${JSON.stringify(guarantee)}`);
+  }
+  const commitIntervalMs = duration(
+    opts.commitIntervalMs ?? (guarantee === "exactly-once" ? 100 : 1000),
+    "commitIntervalMs",
+  );
+  const resolved: ResolvedJobOptions = {
+    applicationId: opts.applicationId,
+    topic: opts.source.topic,
+    stateDir: opts.stateDir,
+    guarantee,
+    commitIntervalMs: Math.max(1, commitIntervalMs),
+    dlqTopic: opts.dlqTopic ?? `${opts.applicationId}-dlq`,
+    replicationFactor: opts.replicationFactor ?? 1,
+    handleSignals: opts.handleSignals ?? true,
+    sessionTimeoutMs: opts.sessionTimeoutMs ?? 30_000,
+    maxBufferedResults: opts.maxBufferedResults ?? 50_000,
+  };
+  if (opts.kafka) resolved.kafka = opts.kafka;
+  if (opts.brokers) resolved.brokers = opts.brokers;
+  return new Job<T>(
+    baseDefinition(opts.source as SourceOptions<unknown>, opts.idleCloseMs),
+    resolved,
+  );
+}
