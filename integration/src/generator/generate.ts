@@ -30,7 +30,7 @@ export interface GeneratorOptions {
   maxDisorderMs?: number;
   /** Fraction of events whose event time is far behind their partition's stream time. @defaultValue 0.005 */
   lateFraction?: number;
-  /** How far behind a late event is, ms; keep it above session gap + grace + hop size. @defaultValue 7200000 */
+  /** How far behind a late event is, ms; keep it above session gap + grace + hop size. @defaultValue 86400000 (a day) */
   lateByMs?: number;
   /** Fraction of records that are not valid events (bad JSON or schema). @defaultValue 0.005 */
   invalidFraction?: number;
@@ -77,7 +77,7 @@ export const generatorDefaults: Required<Omit<GeneratorOptions, "count">> = {
   outOfOrderFraction: 0.05,
   maxDisorderMs: 5000,
   lateFraction: 0.005,
-  lateByMs: 2 * 3_600_000,
+  lateByMs: 24 * 3_600_000,
   invalidFraction: 0.005,
   partitions: 12,
 };

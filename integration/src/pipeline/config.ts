@@ -25,8 +25,16 @@ export interface PipelineConfig {
   stateDir: string;
   /** Window settings of the three jobs. */
   windows: JobSettings;
-  /** Grace period of every window, ms: out-of-order events within it still count. */
+  /** Grace period of the session windows, ms: out-of-order events within it still count. */
   graceMs: number;
+  /**
+   * Grace period of the re-keyed jobs (per-type counts, top pages), ms. Their
+   * records pass through a repartition topic that interleaves the source
+   * partitions as they are consumed, so their event times are less ordered
+   * than the source's; the grace covers that. Keep it below the generator's
+   * `lateByMs`.
+   */
+  repartitionGraceMs: number;
   /** Top pages kept per hopping window in Redis and announced on pub/sub. */
   topN: number;
   /** Days raw events stay in the hot tier (ClickHouse TTL, where supported). */
@@ -69,6 +77,7 @@ export function pipelineConfig(
     stateDir: path.join(stateRoot, namespace || "demo"),
     windows: defaultJobSettings,
     graceMs: 30_000,
+    repartitionGraceMs: 2 * 3_600_000,
     topN: 10,
     hotTierDays: 30,
     ...overrides,
