@@ -6,6 +6,14 @@ export {
   changelogTopicName,
   encodeChangelog,
 } from "./changelog.js";
+export {
+  type ChangelogProducer,
+  type CreateChangelogTopicOptions,
+  createChangelogTopic,
+  createKafkaChangelogWriter,
+  type KafkaChangelogWriterOptions,
+} from "./kafka-changelog.js";
+export { type RestoreOptions, type RestoreResult, restore } from "./restore.js";
 export { StateError, type StateErrorCode } from "./state-error.js";
 export {
   type CheckpointMetadata,

@@ -275,6 +275,8 @@ function compareWindows(a: WindowEntry, b: WindowEntry): number {
 
 /** @internal Applies changelog records to a partition; used by `restore`. */
 export const kApplyChangelog: unique symbol = Symbol("sluice.state.applyChangelog");
+/** @internal Drops a partition's uncheckpointed changes (before a restore). */
+export const kDiscardChanges: unique symbol = Symbol("sluice.state.discardChanges");
 /** @internal Writes a partition's checkpoint metadata after a restore. */
 export const kWriteRestoredCheckpoint: unique symbol = Symbol("sluice.state.writeRestored");
 
@@ -1507,6 +1509,15 @@ export class StateStore<V = unknown> {
       );
     }
     this.dropCachedPartition(p);
+  }
+
+  /** @internal */
+  async [kDiscardChanges](p: number): Promise<void> {
+    this.assertOpen();
+    const part = this.part(p);
+    await part.chain;
+    part.dirty = new PartitionChanges();
+    part.pending = undefined;
   }
 
   /** @internal Records where a restore of `p` ended. */

@@ -1,0 +1,126 @@
+// The package's Kafka adapter for reading: replays one partition of a topic
+// between two offsets with kafkajs. kafkajs has no manual assignment, so a
+// throw-away consumer group is used: its offsets are set before it joins
+// (the wanted partition at `from`, every other partition at its end), it
+// reads read_committed, and it is deleted afterwards.
+import { randomBytes } from "node:crypto";
+import type { Admin, Kafka } from "kafkajs";
+
+export interface PartitionOffsets {
+  low: bigint;
+  high: bigint;
+}
+
+export interface ChangelogRecord {
+  offset: bigint;
+  key: Buffer;
+  value: Buffer | null;
+}
+
+export async function partitionOffsets(
+  admin: Admin,
+  topic: string,
+  partition: number,
+): Promise<{ target: PartitionOffsets; all: Array<{ partition: number; high: string }> }> {
+  const offsets = await admin.fetchTopicOffsets(topic);
+  const o = offsets.find((x) => x.partition === partition);
+  if (o === undefined) {
+    throw new Error(`topic ${topic} has no partition ${partition} (it has ${offsets.length})`);
+  }
+  return {
+    target: { low: BigInt(o.low), high: BigInt(o.high) },
+    all: offsets.map((x) => ({ partition: x.partition, high: x.high })),
+  };
+}
+
+/**
+ * Reads records of `partition` with offsets in [from, to), in order, handing
+ * each fetched slice to `onRecords`. Resolves once offset `to - 1` has been
+ * consumed (control records included).
+ */
+export async function readPartition(args: {
+  kafka: Kafka;
+  admin: Admin;
+  topic: string;
+  partition: number;
+  from: bigint;
+  to: bigint;
+  others: Array<{ partition: number; high: string }>;
+  timeoutMs: number;
+  signal: AbortSignal | undefined;
+  onRecords: (records: ChangelogRecord[]) => Promise<void>;
+}): Promise<void> {
+  const { kafka, admin, topic, partition, from, to } = args;
+  const groupId = `sluice-state-restore-${topic}-${partition}-${randomBytes(6).toString("hex")}`;
+  await admin.setOffsets({
+    groupId,
+    topic,
+    partitions: args.others.map((o) => ({
+      partition: o.partition,
+      offset: o.partition === partition ? from.toString() : o.high,
+    })),
+  });
+  const consumer = kafka.consumer({
+    groupId,
+    readUncommitted: false,
+    maxBytesPerPartition: 16 * 1024 * 1024,
+    maxBytes: 32 * 1024 * 1024,
+    maxWaitTimeInMs: 200,
+    sessionTimeout: 30_000,
+    retry: { retries: 5 },
+  });
+  let next = from;
+  let settle!: (err?: unknown) => void;
+  const done = new Promise<void>((resolve, reject) => {
+    settle = (err) => (err === undefined ? resolve() : reject(err));
+  });
+  const timer = setTimeout(
+    () =>
+      settle(
+        new Error(
+          `replay of ${topic}[${partition}] did not reach offset ${to} within ${args.timeoutMs} ms (at ${next})`,
+        ),
+      ),
+    args.timeoutMs,
+  );
+  const onAbort = () => settle(new Error("restore aborted"));
+  args.signal?.addEventListener("abort", onAbort, { once: true });
+  if (args.signal?.aborted) onAbort();
+  consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
+    const p = e.payload as { topic: string; partition: number; lastOffset: string | null };
+    if (p.topic !== topic || p.partition !== partition || p.lastOffset === null) return;
+    const last = BigInt(p.lastOffset);
+    if (last + 1n > next) next = last + 1n;
+    if (next >= to) settle();
+  });
+  consumer.on(consumer.events.CRASH, (e) => settle((e.payload as { error: Error }).error));
+  try {
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: true,
+      eachBatch: async ({ batch, heartbeat }) => {
+        if (batch.partition !== partition) return;
+        const records: ChangelogRecord[] = [];
+        for (const m of batch.messages) {
+          const offset = BigInt(m.offset);
+          // a message before `next` was already applied (refetch); after `to`, not ours to apply
+          if (offset < next || offset >= to || m.key === null) continue;
+          records.push({ offset, key: m.key, value: m.value });
+        }
+        if (records.length > 0) {
+          await args.onRecords(records);
+          next = records[records.length - 1]!.offset + 1n;
+        }
+        await heartbeat();
+      },
+    });
+    await done;
+  } finally {
+    clearTimeout(timer);
+    args.signal?.removeEventListener("abort", onAbort);
+    await consumer.disconnect().catch(() => {});
+    await admin.deleteGroups([groupId]).catch(() => {});
+  }
+}
