@@ -7,4 +7,6 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   target: "node20",
+  // import.meta.url (optional peer loading) in the CommonJS build
+  shims: true,
 });
