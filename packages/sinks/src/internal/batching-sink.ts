@@ -18,6 +18,8 @@ export interface Entry<R, P> {
 export interface Classified {
   retryable: boolean;
   code: string;
+  /** Permanent and not caused by any one record (unknown table, auth): fail the sink, no bisection. */
+  fatal?: boolean;
   /** Multiplier on the backoff base, e.g. for TOO_MANY_PARTS. */
   slowdown?: number;
 }
@@ -372,6 +374,15 @@ export class BatchingSink<R, P> implements DisposableSink<R> {
       } catch (err) {
         const c = this.#driver.classify(err);
         this.#publishBatch(batch.length, bytes, started, c.code);
+        if (c.fatal) {
+          throw SinkError.isInstance(err)
+            ? err
+            : new SinkError(
+                "SINK_REJECTED",
+                `${this.#driver.kind} sink "${this.name}" failed (${c.code}): ${(err as Error)?.message ?? String(err)}`,
+                { cause: err },
+              );
+        }
         if (!c.retryable) {
           if (batch.length > 1) {
             const half = Math.ceil(batch.length / 2);

@@ -1,0 +1,38 @@
+import type { Classified } from "./batching-sink.js";
+
+/** Server-side conditions that pass: overload, timeouts, network. */
+const RETRYABLE = new Set([
+  3, 159, 164, 202, 203, 209, 210, 236, 241, 242, 252, 285, 319, 394, 425, 439, 999, 1000,
+]);
+/** Conditions no row can fix: fail the sink instead of bisecting into the DLQ. */
+const FATAL = new Set([60, 81, 115, 192, 193, 194, 195, 291, 497, 516]);
+
+const TOO_MANY_PARTS = 252;
+
+/** The ClickHouse error code carried by an error from the client, chDB or the server text. */
+export function clickHouseCode(err: unknown): number | undefined {
+  if (typeof err !== "object" || err === null) return undefined;
+  const e = err as { code?: unknown; clickhouseCode?: unknown; message?: unknown };
+  if (typeof e.clickhouseCode === "number") return e.clickhouseCode;
+  if (typeof e.code === "string" && /^\d+$/.test(e.code)) return Number(e.code);
+  const m = /Code: (\d+)/.exec(typeof e.message === "string" ? e.message : "");
+  return m ? Number(m[1]) : undefined;
+}
+
+export function classifyClickHouse(err: unknown): Classified {
+  const code = clickHouseCode(err);
+  if (code === undefined) {
+    const sys = (err as { code?: unknown })?.code;
+    if (typeof sys === "string" && sys.startsWith("SINK_"))
+      return { retryable: false, fatal: true, code: sys };
+    // transport failures: refused, reset, timeouts, 5xx without a ClickHouse code
+    return {
+      retryable: true,
+      code: typeof sys === "string" && sys ? sys : "CLICKHOUSE_UNREACHABLE",
+    };
+  }
+  const name = `CLICKHOUSE_${code}`;
+  if (code === TOO_MANY_PARTS) return { retryable: true, code: name, slowdown: 10 };
+  if (RETRYABLE.has(code)) return { retryable: true, code: name };
+  return { retryable: false, fatal: FATAL.has(code), code: name };
+}

@@ -1,0 +1,239 @@
+import diagnostics from "node:diagnostics_channel";
+import { type ClickHouseClient, ClickHouseLogLevel, createClient } from "@clickhouse/client";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  createClickHouseSink,
+  type DeadLetter,
+  featuresOf,
+  type WindowResultLike,
+  windowResultRow,
+  windowResultTableSql,
+} from "../src/index.js";
+import { runSinkConformance } from "../src/test.js";
+import { env, hostPort, sleep, TcpProxy, uniqueName } from "./helpers.js";
+
+const client: ClickHouseClient = createClient({
+  url: env.clickhouseUrl,
+  log: { level: ClickHouseLogLevel.OFF },
+});
+const created: string[] = [];
+let features = featuresOf("18.16");
+
+async function rows<T>(query: string): Promise<T[]> {
+  return (await client.query({ query, format: "JSONEachRow" })).json<T>();
+}
+
+async function windowTable(prefix: string): Promise<string> {
+  const table = uniqueName(prefix);
+  created.push(table);
+  await client.command({ query: windowResultTableSql({ table, features }) });
+  return table;
+}
+
+function result(i: number, seq = 0): WindowResultLike<{ count: number }> {
+  const windowStart = 1_700_000_000_000 + (i % 5) * 60_000;
+  const key = `user-${Math.floor(i / 5)}`;
+  return {
+    key,
+    windowStart,
+    windowEnd: windowStart + 60_000,
+    value: { count: i + 1 },
+    final: true,
+    emitSeq: seq,
+    partition: i % 3,
+    id: `${key}|${windowStart}|${windowStart + 60_000}|${seq}`,
+  };
+}
+
+beforeAll(async () => {
+  const [v] = await rows<{ v: string }>("SELECT version() AS v");
+  features = featuresOf(v!.v);
+});
+
+afterAll(async () => {
+  for (const t of created) await client.command({ query: `DROP TABLE IF EXISTS \`${t}\`` });
+  await client.close();
+});
+
+let confTable = "";
+runSinkConformance<WindowResultLike<{ count: number }>>({
+  name: "conformance: ClickHouse server, window results (ReplacingMergeTree, FINAL)",
+  makeSink: (hints) =>
+    createClickHouseSink({
+      url: env.clickhouseUrl,
+      table: confTable,
+      toRow: windowResultRow,
+      ...hints,
+    }),
+  makeRecords: (n, start) => Array.from({ length: n }, (_, i) => result(start + i)),
+  identity: (r) => r.id,
+  readBack: async () =>
+    (await rows<{ id: string }>(`SELECT id FROM \`${confTable}\` FINAL`)).map((r) => r.id),
+  reset: async () => {
+    confTable = await windowTable("sinks_conf");
+  },
+});
+
+describe("ClickHouse sink on the server", () => {
+  it("detects the server version and degrades (no dedup token on 18.16)", async () => {
+    const table = await windowTable("sinks_ver");
+    const sink = createClickHouseSink({ url: env.clickhouseUrl, table, toRow: windowResultRow });
+    await sink.write([result(1)]);
+    await sink.flush();
+    expect(sink.serverFeatures?.version).toBe(features.version);
+    expect(sink.serverFeatures?.deduplicationToken).toBe(features.deduplicationToken);
+    await sink.close();
+    const strict = createClickHouseSink({
+      url: env.clickhouseUrl,
+      table,
+      toRow: windowResultRow,
+      deduplication: "require",
+    });
+    await strict.write([result(2)]);
+    if (features.deduplicationToken) {
+      await strict.close();
+    } else {
+      await expect(strict.flush()).rejects.toMatchObject({ code: "SINK_UNSUPPORTED" });
+    }
+  });
+
+  it("later emissions of a window replace earlier ones (FINAL and argMax agree)", async () => {
+    const table = await windowTable("sinks_emit");
+    const sink = createClickHouseSink({ url: env.clickhouseUrl, table, toRow: windowResultRow });
+    const r0 = result(0, 0);
+    const r1 = { ...result(0, 1), value: { count: 42 } };
+    await sink.write([r0, result(1, 0)]);
+    await sink.flush();
+    await sink.write([r1]);
+    await sink.close();
+    const final = await rows<{ key: string; value: string; emit_seq: number }>(
+      `SELECT key, value, emit_seq FROM \`${table}\` FINAL WHERE key = '${r0.key}' ORDER BY window_start`,
+    );
+    expect(final.map((r) => JSON.parse(r.value).count)).toEqual([42, 2]);
+    const argMax = await rows<{ v: string }>(
+      `SELECT argMax(value, emit_seq) AS v FROM \`${table}\` WHERE key = '${r0.key}' GROUP BY key, window_start ORDER BY window_start`,
+    );
+    expect(argMax.map((r) => JSON.parse(r.v).count)).toEqual([42, 2]);
+  });
+
+  it("stores hostile values verbatim and refuses hostile table names", async () => {
+    const table = await windowTable("sinks_hostile");
+    const nasty = [
+      "'; DROP TABLE x; --",
+      'quote " and \\ backslash',
+      "line\nbreak\t{}",
+      "`tick`",
+      "ünï ✓ 🚀",
+      "\u0000nul",
+    ];
+    const records = nasty.map((key, i) => ({ ...result(i), key, id: `h${i}` }));
+    const sink = createClickHouseSink({ url: env.clickhouseUrl, table, toRow: windowResultRow });
+    await sink.write(records);
+    await sink.close();
+    const back = await rows<{ key: string; id: string }>(
+      `SELECT key, id FROM \`${table}\` FINAL ORDER BY id`,
+    );
+    expect(back.map((r) => r.key)).toEqual(nasty);
+    for (const bad of ["x`; DROP TABLE t; --", "a b", "1abc", "", "t.x", "a".repeat(200)]) {
+      expect(() => createClickHouseSink({ url: env.clickhouseUrl, table: bad })).toThrow(
+        expect.objectContaining({ code: "SINK_INVALID_IDENTIFIER" }),
+      );
+    }
+    expect(() => createClickHouseSink({ url: env.clickhouseUrl, table, database: "db;x" })).toThrow(
+      expect.objectContaining({ code: "SINK_INVALID_IDENTIFIER" }),
+    );
+  });
+
+  it("dead-letters only the rows the server rejects", async () => {
+    const table = uniqueName("sinks_dlq");
+    created.push(table);
+    await client.command({
+      query: `CREATE TABLE \`${table}\` (id String, n UInt32) ENGINE = MergeTree ORDER BY id`,
+    });
+    const letters: DeadLetter<{ id: string; n: unknown }>[] = [];
+    const sink = createClickHouseSink<{ id: string; n: unknown }>({
+      url: env.clickhouseUrl,
+      table,
+      deadLetter: (l) => void letters.push(...l),
+    });
+    const records = Array.from({ length: 20 }, (_, i) => ({
+      id: `r${i}`,
+      n: i === 13 ? "not a number" : i,
+    }));
+    await sink.write(records);
+    await sink.close();
+    const [agg] = await rows<{ c: string; s: string }>(
+      `SELECT count() AS c, sum(n) AS s FROM \`${table}\``,
+    );
+    expect(Number(agg!.c)).toBe(19);
+    expect(Number(agg!.s)).toBe(190 - 13);
+    expect(letters.map((l) => l.id)).toEqual(["r13"]);
+    expect(letters[0]!.code).toMatch(/^CLICKHOUSE_\d+$/);
+  });
+
+  it("fails the sink without bisecting when the table does not exist", async () => {
+    const sink = createClickHouseSink({
+      url: env.clickhouseUrl,
+      table: uniqueName("sinks_missing"),
+    });
+    await sink.write([{ id: "a" }, { id: "b" }]);
+    await expect(sink.flush()).rejects.toMatchObject({ code: "SINK_REJECTED" });
+  });
+
+  it("survives a 15 s server outage: buffers, holds writers back, then counts and sums are exact", async () => {
+    const { host, port } = hostPort(env.clickhouseUrl);
+    const proxy = new TcpProxy(host, port);
+    await proxy.start();
+    const table = await windowTable("sinks_outage");
+    const backpressure: unknown[] = [];
+    const onBuffer = (m: unknown) => {
+      if ((m as { backpressure: boolean }).backpressure) backpressure.push(m);
+    };
+    const retries: unknown[] = [];
+    const onRetry = (m: unknown) => retries.push(m);
+    diagnostics.subscribe("sluice:sink:buffer", onBuffer);
+    diagnostics.subscribe("sluice:sink:retry", onRetry);
+    const sink = createClickHouseSink({
+      url: `http://${host}:${proxy.port}`,
+      table,
+      toRow: windowResultRow,
+      maxBatchRows: 50,
+      maxBufferedRows: 300,
+      maxDelayMs: 50,
+      retry: { initialDelayMs: 100, maxDelayMs: 1000 },
+      requestTimeoutMs: "5s",
+    });
+    try {
+      let i = 0;
+      let outageOver = false;
+      const writer = (async () => {
+        while (!outageOver || i < 2000) {
+          await sink.write(Array.from({ length: 10 }, () => result(i++)));
+          await sleep(20);
+        }
+      })();
+      await sleep(1500);
+      await proxy.stop();
+      const writtenAtStop = i;
+      await sleep(15_000);
+      const writtenDuringOutage = i - writtenAtStop;
+      await proxy.start();
+      outageOver = true;
+      await writer;
+      await sink.flush();
+      expect(writtenDuringOutage).toBeLessThanOrEqual(300 + 10);
+      expect(backpressure.length).toBeGreaterThan(0);
+      expect(retries.length).toBeGreaterThan(0);
+      const [agg] = await rows<{ c: string; s: string }>(
+        `SELECT count() AS c, sum(visitParamExtractUInt(value, 'count')) AS s FROM \`${table}\` FINAL`,
+      );
+      expect(Number(agg!.c)).toBe(i);
+      expect(Number(agg!.s)).toBe((i * (i + 1)) / 2);
+    } finally {
+      diagnostics.unsubscribe("sluice:sink:buffer", onBuffer);
+      diagnostics.unsubscribe("sluice:sink:retry", onRetry);
+      await sink.close().catch(() => {});
+      await proxy.stop();
+    }
+  }, 90_000);
+});
