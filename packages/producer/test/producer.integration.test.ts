@@ -1,0 +1,257 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import diagnostics_channel from "node:diagnostics_channel";
+import { type Context, context, ROOT_CONTEXT, trace } from "@opentelemetry/api";
+import { HEADERS } from "@sluice/schema";
+import { afterAll, describe, expect, it } from "vitest";
+import {
+  createProducer,
+  murmur2Partitioner,
+  ProducerError,
+  type SendResult,
+} from "../src/index.js";
+import { brokers, deleteTopics, kafkaClient, readAll, TestEvent, uniqueName } from "./helpers.js";
+
+const kafka = kafkaClient();
+const created: string[] = [];
+
+afterAll(async () => {
+  if (created.length) await deleteTopics(kafka, created);
+});
+
+function topicName(prefix: string): string {
+  const t = uniqueName(prefix);
+  created.push(t, `${t}.dlq`);
+  return t;
+}
+
+describe("createProducer on the real broker", () => {
+  it("ensureTopic is idempotent and refuses another partition count", async () => {
+    const topic = topicName("ensure");
+    await using producer = createProducer({ brokers, topic, schema: TestEvent });
+    expect(await producer.ensureTopic({ partitions: 3 })).toEqual({ created: true, partitions: 3 });
+    expect(await producer.ensureTopic({ partitions: 3 })).toEqual({
+      created: false,
+      partitions: 3,
+    });
+    const err = await producer.ensureTopic({ partitions: 5 }).catch((e: unknown) => e);
+    expect(ProducerError.isInstance(err)).toBe(true);
+    expect((err as ProducerError).code).toBe("PRODUCER_TOPIC_MISMATCH");
+    expect((err as ProducerError).message).toContain("3 partitions");
+  });
+
+  it("PRODUCER_TOPIC_NOT_FOUND for a topic that does not exist", async () => {
+    const topic = topicName("missing");
+    await using producer = createProducer({ brokers, topic, schema: TestEvent });
+    const err = await producer.send({ user_id: "u", seq: 0, ts: 1 }).catch((e: unknown) => e);
+    expect((err as ProducerError).code).toBe("PRODUCER_TOPIC_NOT_FOUND");
+  });
+
+  it("PRODUCER_SEND_FAILED when the broker refuses a batch (record over max.message.bytes)", async () => {
+    const topic = topicName("toolarge");
+    await using producer = createProducer({
+      brokers,
+      topic,
+      schema: TestEvent,
+      compression: "none",
+    });
+    await producer.ensureTopic({ partitions: 1, configs: { "max.message.bytes": "2000" } });
+    const err = await producer
+      .send({ user_id: "u", seq: 0, ts: 1, pad: "x".repeat(5000) })
+      .catch((e: unknown) => e);
+    expect((err as ProducerError).code).toBe("PRODUCER_SEND_FAILED");
+    expect((err as ProducerError).retryable).toBe(false);
+  });
+
+  it("per-key order under 1,000 concurrent senders; every acked event exactly once, on its murmur2 partition", async () => {
+    const topic = topicName("order");
+    const partitions = 6;
+    const perKey = 15;
+    const batches: Array<{ topic: string; messages: number }> = [];
+    const onBatch = (m: unknown) => batches.push(m as { topic: string; messages: number });
+    diagnostics_channel.subscribe("sluice:producer:batch", onBatch);
+    const producer = createProducer({
+      brokers,
+      topic,
+      schema: TestEvent,
+      lingerMs: 2,
+      maxBatchMessages: 500,
+    });
+    await producer.ensureTopic({ partitions });
+    const acked: SendResult[] = [];
+    const t0 = Date.now();
+    await Promise.all(
+      Array.from({ length: 1000 }, async (_, sender) => {
+        const user_id = `user-${sender}`;
+        // Half the senders fire all their events at once, half await each one.
+        if (sender % 2 === 0) {
+          const results = await Promise.all(
+            Array.from({ length: perKey }, (_, seq) =>
+              producer.send({ user_id, seq, ts: t0 + seq }),
+            ),
+          );
+          acked.push(...results);
+        } else {
+          for (let seq = 0; seq < perKey; seq++) {
+            acked.push(await producer.send({ user_id, seq, ts: t0 + seq }));
+          }
+        }
+      }),
+    );
+    await producer.close();
+    diagnostics_channel.unsubscribe("sluice:producer:batch", onBatch);
+    expect(acked).toHaveLength(1000 * perKey);
+    // batching happened: far fewer requests than events
+    expect(batches.length).toBeLessThan(1000 * perKey);
+    expect(batches.reduce((n, b) => n + b.messages, 0)).toBe(1000 * perKey);
+
+    const records = await readAll(kafka, topic, 1000 * perKey);
+    expect(records).toHaveLength(1000 * perKey);
+    const partition = murmur2Partitioner();
+    const byKey = new Map<string, number[]>();
+    const sorted = [...records].sort(
+      (a, b) => a.partition - b.partition || Number(a.offset) - Number(b.offset),
+    );
+    for (const r of sorted) {
+      const ev = TestEvent.decode(r.value);
+      expect(r.key).toBe(ev.user_id);
+      expect(r.partition).toBe(partition(Buffer.from(ev.user_id), partitions));
+      const list = byKey.get(ev.user_id) ?? [];
+      list.push(ev.seq);
+      byKey.set(ev.user_id, list);
+    }
+    expect(byKey.size).toBe(1000);
+    const expected = Array.from({ length: perKey }, (_, i) => i);
+    for (const seqs of byKey.values()) expect(seqs).toEqual(expected);
+    // every ack points at the record it acknowledged
+    const at = new Map(records.map((r) => [`${r.partition}:${r.offset}`, r]));
+    for (const a of acked.slice(0, 200)) {
+      expect(at.has(`${a.partition}:${a.offset}`)).toBe(true);
+    }
+  });
+
+  it("invalid events go to <topic>.dlq with reason headers; counts exact", async () => {
+    const topic = topicName("dlq");
+    const invalid: unknown[] = [];
+    const onInvalid = (m: unknown) => invalid.push(m);
+    diagnostics_channel.subscribe("sluice:producer:invalid", onInvalid);
+    await using producer = createProducer({
+      brokers,
+      topic,
+      schema: TestEvent,
+      onInvalid: "dlq",
+    });
+    await producer.ensureTopic({ partitions: 2 });
+    await producer.ensureTopic({ name: producer.dlqTopic, partitions: 1 });
+    const sends: Promise<SendResult>[] = [];
+    let bad = 0;
+    for (let i = 0; i < 300; i++) {
+      if (i % 7 === 3) {
+        bad++;
+        sends.push(producer.send({ user_id: `u${i}`, seq: -i, ts: 1 }));
+      } else if (i % 11 === 5) {
+        bad++;
+        sends.push(producer.send({ user_id: `u${i}`, seq: i } as never));
+      } else {
+        sends.push(producer.send({ user_id: `u${i}`, seq: i, ts: 1 }));
+      }
+    }
+    const results = await Promise.all(sends);
+    diagnostics_channel.unsubscribe("sluice:producer:invalid", onInvalid);
+    expect(results.filter((r) => r.dlq)).toHaveLength(bad);
+    expect(results.filter((r) => r.dlq).every((r) => r.topic === producer.dlqTopic)).toBe(true);
+    expect(invalid).toHaveLength(bad);
+    expect(invalid[0]).toEqual({ topic, code: "SCHEMA_INVALID_EVENT", dlq: true });
+
+    const main = await readAll(kafka, topic, 300 - bad);
+    const dead = await readAll(kafka, producer.dlqTopic, bad);
+    expect(main).toHaveLength(300 - bad);
+    expect(dead).toHaveLength(bad);
+    for (const r of dead) {
+      expect(r.headers[HEADERS.errorCode]).toBe("SCHEMA_INVALID_EVENT");
+      expect(r.headers[HEADERS.errorSource]).toBe(topic);
+      expect(r.headers[HEADERS.errorMessage]).toMatch(/\/seq|ts/);
+      expect(TestEvent.validate(JSON.parse(r.value))).toBe(false);
+    }
+  });
+
+  it.each(["none", "gzip", "snappy", "lz4", "zstd"] as const)(
+    "compression %s round-trips, with schema headers on every record",
+    async (compression) => {
+      const topic = topicName(`codec_${compression}`);
+      const schema = { ...TestEvent, id: 42 };
+      await using producer = createProducer({ brokers, topic, schema, compression });
+      await producer.ensureTopic({ partitions: 1 });
+      const ts = Date.UTC(2024, 0, 1);
+      await Promise.all(
+        Array.from({ length: 50 }, (_, seq) =>
+          producer.send({ user_id: "u", seq, ts, pad: "abc".repeat(50) }),
+        ),
+      );
+      const records = await readAll(kafka, topic, 50, { settleMs: 300 });
+      expect(records.map((r) => TestEvent.decode(r.value).seq)).toEqual(
+        Array.from({ length: 50 }, (_, i) => i),
+      );
+      const h = records[0]!.headers;
+      expect(h[HEADERS.schemaId]).toBe("42");
+      expect(h[HEADERS.contentType]).toBe("application/json");
+      expect(h[HEADERS.subject]).toBe("producer-test-event");
+      expect(h[HEADERS.eventTime]).toBe(String(ts));
+      expect(records[0]!.timestamp).toBe(String(ts));
+    },
+  );
+
+  it("confluent framing prefixes magic byte and schema id", async () => {
+    const topic = topicName("framed");
+    const schema = { ...TestEvent, id: 7 };
+    await using producer = createProducer({ brokers, topic, schema, framing: "confluent" });
+    await producer.ensureTopic({ partitions: 1 });
+    await producer.send({ user_id: "u", seq: 1, ts: 1 });
+    const [r] = await readAll(kafkaClient(), topic, 1, { settleMs: 200 });
+    const raw = Buffer.from(r!.value, "latin1");
+    expect(r!.value.charCodeAt(0)).toBe(0);
+    expect(raw.length).toBeGreaterThan(5);
+    expect(TestEvent.decode(Buffer.from(r!.value))).toEqual({ user_id: "u", seq: 1, ts: 1 });
+  });
+
+  it("adds a W3C traceparent header when an OpenTelemetry span is active", async () => {
+    // Minimal AsyncLocalStorage context manager (what @opentelemetry/context-async-hooks does).
+    const als = new AsyncLocalStorage<Context>();
+    const manager = {
+      active: () => als.getStore() ?? ROOT_CONTEXT,
+      with: <A extends unknown[], F extends (...args: A) => ReturnType<F>>(
+        ctx: Context,
+        fn: F,
+        thisArg?: ThisParameterType<F>,
+        ...args: A
+      ) => als.run(ctx, () => fn.apply(thisArg, args)),
+      bind: <T>(_ctx: Context, target: T) => target,
+      enable() {
+        return this;
+      },
+      disable() {
+        return this;
+      },
+    };
+    expect(context.setGlobalContextManager(manager)).toBe(true);
+    try {
+      const topic = topicName("trace");
+      await using producer = createProducer({ brokers, topic, schema: TestEvent });
+      await producer.ensureTopic({ partitions: 1 });
+      const spanContext = {
+        traceId: "4bf92f3577b34da6a3ce929d0e0e4736",
+        spanId: "00f067aa0ba902b7",
+        traceFlags: 1,
+      };
+      const traced = trace.setSpanContext(ROOT_CONTEXT, spanContext);
+      await context.with(traced, () => producer.send({ user_id: "u", seq: 0, ts: 1 }));
+      await producer.send({ user_id: "u", seq: 1, ts: 1 });
+      const records = await readAll(kafka, topic, 2, { settleMs: 200 });
+      expect(records[0]!.headers[HEADERS.traceparent]).toBe(
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+      );
+      expect(records[1]!.headers[HEADERS.traceparent]).toBeUndefined();
+    } finally {
+      context.disable();
+    }
+  });
+});
