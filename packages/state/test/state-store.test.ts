@@ -460,3 +460,51 @@ describe("corrupt directory", () => {
     );
   });
 });
+
+describe("instrumentation", () => {
+  it("publishes sluice:state:stats per partition and for the store, only to subscribers", async () => {
+    const { subscribe, unsubscribe } = await import("node:diagnostics_channel");
+    const store = await openStateStore<number>({ dir: tempDir(), name: "stats" });
+    await store.partition(0).put("a", 1);
+    await store.partition(3).put("b", 2);
+    await store.partition(3).putWindow("b", 0, 10, 3);
+    await store.checkpoint({ partition: 0, sourceOffset: 1, streamTime: 0 });
+    await store.checkpoint({ partition: 3, sourceOffset: 1, streamTime: 0 });
+    await store.partition(3).get("b");
+    const messages: unknown[] = [];
+    const onMessage = (m: unknown) => messages.push(m);
+    subscribe("sluice:state:stats", onMessage);
+    try {
+      const s = await store.stats();
+      expect(s.keys).toBe(3);
+      expect(s.partitions.map((p) => [p.partition, p.keys])).toEqual([
+        [0, 1],
+        [3, 2],
+      ]);
+    } finally {
+      unsubscribe("sluice:state:stats", onMessage);
+    }
+    expect(messages).toEqual([
+      {
+        store: "stats",
+        partition: 0,
+        keys: 1,
+        bytes: expect.any(Number),
+        cacheHits: 1,
+        cacheMisses: 0,
+      },
+      {
+        store: "stats",
+        partition: 3,
+        keys: 2,
+        bytes: expect.any(Number),
+        cacheHits: 1,
+        cacheMisses: 0,
+      },
+      { store: "stats", keys: 3, bytes: expect.any(Number), cacheHits: 1, cacheMisses: 0 },
+    ]);
+    await store.stats();
+    expect(messages).toHaveLength(3);
+    await store.close();
+  });
+});
