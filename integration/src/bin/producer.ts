@@ -1,0 +1,60 @@
+// The producer service: `tsx integration/src/bin/producer.ts --events N --seed S
+// [--start-ms T] [--rate R] [--forever]`. Generates the seeded event stream and
+// sends it; prints a summary as one JSON line prefixed `@@sluice `. With
+// `--forever` it keeps producing fresh streams (seed + 1, ...) until SIGTERM.
+import { parseArgs } from "node:util";
+import { generateEvents } from "../generator/generate.js";
+import { pipelineConfig } from "../pipeline/config.js";
+import { startServiceObservability } from "../services/observe.js";
+import { produceRecords } from "../services/producer-service.js";
+
+const { values } = parseArgs({
+  options: {
+    namespace: { type: "string", default: process.env.SLUICE_NAMESPACE ?? "" },
+    events: { type: "string", default: "300000" },
+    seed: { type: "string", default: "1" },
+    "start-ms": { type: "string" },
+    rate: { type: "string" },
+    forever: { type: "boolean", default: false },
+    "metrics-port": { type: "string", default: process.env.SLUICE_METRICS_PORT ?? "9464" },
+    "metrics-host": { type: "string", default: process.env.SLUICE_METRICS_HOST ?? "127.0.0.1" },
+  },
+});
+
+const config = pipelineConfig(values.namespace);
+const obs = await startServiceObservability({
+  port: Number(values["metrics-port"]),
+  host: values["metrics-host"],
+  requireJob: false,
+});
+const abort = new AbortController();
+process.on("SIGTERM", () => abort.abort());
+process.on("SIGINT", () => abort.abort());
+
+const count = Number(values.events);
+let seed = Number(values.seed);
+let startMs = values["start-ms"] ? Number(values["start-ms"]) : Date.now() - 6 * 3_600_000;
+let code = 0;
+try {
+  do {
+    const stream = generateEvents({ count, seed, startMs, partitions: config.partitions });
+    const summary = await produceRecords({
+      config,
+      records: stream.records,
+      ratePerSecond: values.rate ? Number(values.rate) : undefined,
+      signal: abort.signal,
+      onProgress: (sent) =>
+        console.log(`@@sluice ${JSON.stringify({ event: "progress", sent, of: count })}`),
+    });
+    console.log(`@@sluice ${JSON.stringify({ event: "produced", seed, ...summary })}`);
+    const last = stream.records.at(-1)?.event?.ts ?? startMs;
+    startMs = last + 1000;
+    seed++;
+  } while (values.forever && !abort.signal.aborted);
+} catch (err) {
+  console.error("producer failed:", err);
+  code = 1;
+} finally {
+  await obs.close();
+}
+process.exit(code);

@@ -1,0 +1,69 @@
+import type { Sink } from "@sluice/sinks";
+import type { Consumer, Kafka } from "kafkajs";
+import type { UserEvent } from "../generator/user-event.js";
+import type { PipelineConfig } from "../pipeline/config.js";
+import { isEndOfStream } from "../pipeline/end-of-stream.js";
+import { UserEventCodec } from "../pipeline/user-event-codec.js";
+
+/** A running raw-events consumer. */
+export interface RawEventsConsumer {
+  stop(): Promise<void>;
+}
+
+/**
+ * Copies every valid event (late ones included) of the source topic into a
+ * sink — the ClickHouse `events` table. At least once: a batch's offsets are
+ * committed only after the sink acknowledged it, and the table dedupes on
+ * `event_id`. Invalid records are skipped here; the jobs dead-letter them.
+ *
+ * @param opts - deployment, kafkajs client and the sink
+ * @returns a handle to stop it (the sink is not closed)
+ */
+export async function startRawEventsConsumer(opts: {
+  config: PipelineConfig;
+  kafka: Kafka;
+  sink: Sink<UserEvent>;
+}): Promise<RawEventsConsumer> {
+  const { config, kafka, sink } = opts;
+  const consumer: Consumer = kafka.consumer({
+    groupId: config.applications.raw,
+    readUncommitted: false,
+    sessionTimeout: 30_000,
+  });
+  await consumer.connect();
+  await consumer.subscribe({ topic: config.topic, fromBeginning: true });
+  await consumer.run({
+    autoCommit: false,
+    eachBatchAutoResolve: false,
+    eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
+      if (!isRunning() || isStale() || batch.messages.length === 0) return;
+      const events: UserEvent[] = [];
+      for (const m of batch.messages) {
+        if (!m.value) continue;
+        try {
+          const e = UserEventCodec.decode(m.value);
+          if (!isEndOfStream(e)) events.push(e);
+        } catch {
+          // Invalid: the jobs' dead-letter topics carry it.
+        }
+      }
+      if (events.length > 0) {
+        await sink.write(events);
+        await sink.flush();
+      }
+      await consumer.commitOffsets([
+        {
+          topic: batch.topic,
+          partition: batch.partition,
+          offset: (BigInt(batch.lastOffset()) + 1n).toString(),
+        },
+      ]);
+      await heartbeat();
+    },
+  });
+  return {
+    async stop() {
+      await consumer.disconnect();
+    },
+  };
+}
