@@ -35,3 +35,19 @@ export async function samples(registry: Registry, name: string) {
   if (!metric) throw new Error(`no metric ${name}`);
   return (await metric.get()).values.map((v) => ({ labels: { ...v.labels }, value: v.value }));
 }
+
+/** A pino destination that keeps every JSON line written to it. */
+export function captureLines() {
+  const lines: Array<Record<string, unknown>> = [];
+  const raw: string[] = [];
+  return {
+    lines,
+    raw,
+    destination: {
+      write(s: string) {
+        raw.push(s);
+        lines.push(JSON.parse(s));
+      },
+    },
+  };
+}

@@ -1,6 +1,7 @@
 import { createLogger, kafkaLogCreator } from "@sluice/observability";
 import { Kafka, logLevel } from "kafkajs";
 import { afterAll, describe, expect, it } from "vitest";
+import { captureLines } from "./helpers.js";
 
 const brokers = (process.env.SLUICE_KAFKA_BROKERS ?? "127.0.0.1:9092")
   .split(",")
@@ -9,21 +10,6 @@ const brokers = (process.env.SLUICE_KAFKA_BROKERS ?? "127.0.0.1:9092")
 const unique = (p: string) =>
   `${p}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
 
-function capture() {
-  const lines: Array<Record<string, unknown>> = [];
-  const raw: string[] = [];
-  return {
-    lines,
-    raw,
-    destination: {
-      write(s: string) {
-        raw.push(s);
-        lines.push(JSON.parse(s));
-      },
-    },
-  };
-}
-
 const cleanups: Array<() => Promise<void>> = [];
 afterAll(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => {});
@@ -31,7 +17,7 @@ afterAll(async () => {
 
 describe("kafkajs logs through kafkaLogCreator (real broker)", () => {
   it("a consumer joining a group logs into pino as JSON with component and namespace", async () => {
-    const out = capture();
+    const out = captureLines();
     const logger = createLogger({ level: "debug", destination: out.destination, name: "it" });
     const kafka = new Kafka({
       clientId: unique("obs-logs"),
@@ -73,7 +59,7 @@ describe("kafkajs logs through kafkaLogCreator (real broker)", () => {
   });
 
   it("SASL settings in real kafkajs log output are redacted", async () => {
-    const out = capture();
+    const out = captureLines();
     const logger = createLogger({ level: "debug", destination: out.destination });
     const sasl = {
       mechanism: "plain" as const,
@@ -91,13 +77,11 @@ describe("kafkajs logs through kafkaLogCreator (real broker)", () => {
       logCreator: kafkaLogCreator(logger),
     });
     // What applications typically do: log the client settings through kafkajs' own logger.
-    kafka
-      .logger()
-      .info("kafka client settings", {
-        brokers,
-        sasl,
-        ssl: { key: "-----BEGIN KEY-----zz", rejectUnauthorized: true },
-      });
+    kafka.logger().info("kafka client settings", {
+      brokers,
+      sasl,
+      ssl: { key: "-----BEGIN KEY-----zz", rejectUnauthorized: true },
+    });
     // A real SASL attempt against the loopback PLAINTEXT listener fails; kafkajs logs it.
     const admin = kafka.admin();
     await expect(admin.connect()).rejects.toThrow();

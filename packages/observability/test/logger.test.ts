@@ -1,24 +1,10 @@
 import { createLogger, kafkaLogCreator } from "@sluice/observability";
 import { describe, expect, it } from "vitest";
-
-function capture() {
-  const lines: Record<string, unknown>[] = [];
-  const raw: string[] = [];
-  return {
-    lines,
-    raw,
-    destination: {
-      write(s: string) {
-        raw.push(s);
-        lines.push(JSON.parse(s));
-      },
-    },
-  };
-}
+import { captureLines } from "./helpers.js";
 
 describe("createLogger", () => {
   it("writes one JSON object per line with level label, time, name and message", () => {
-    const out = capture();
+    const out = captureLines();
     const logger = createLogger({
       name: "agg",
       destination: out.destination,
@@ -39,7 +25,7 @@ describe("createLogger", () => {
   });
 
   it("redacts credentials at any depth, keeps the rest, never mutates the caller's object", () => {
-    const out = capture();
+    const out = captureLines();
     const logger = createLogger({ destination: out.destination });
     const config = {
       brokers: ["127.0.0.1:9092"],
@@ -109,7 +95,7 @@ describe("createLogger", () => {
   });
 
   it("redacts errors' messages and child bindings, and handles cycles", () => {
-    const out = capture();
+    const out = captureLines();
     const logger = createLogger({ destination: out.destination }).child({ token: "child-tok-1" });
     const cyclic: Record<string, unknown> = { name: "c" };
     cyclic.self = cyclic;
@@ -124,7 +110,7 @@ describe("createLogger", () => {
   });
 
   it("applies extra redaction paths", () => {
-    const out = capture();
+    const out = captureLines();
     const logger = createLogger({ destination: out.destination, redact: ["user.email"] });
     logger.info({ user: { email: "a@b.c", country: "NL" } }, "x");
     expect(out.lines[0]).toMatchObject({ user: { email: "[redacted]", country: "NL" } });
@@ -142,7 +128,7 @@ describe("createLogger", () => {
 
 describe("kafkaLogCreator", () => {
   it("maps kafkajs levels and fields, drops kafkajs' own timestamp, redacts", () => {
-    const out = capture();
+    const out = captureLines();
     const logger = createLogger({ level: "debug", destination: out.destination });
     const log = kafkaLogCreator(logger)(5);
     const entry = (level: number, message: string, extra: Record<string, unknown> = {}) =>
