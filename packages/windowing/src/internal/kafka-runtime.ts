@@ -1,12 +1,676 @@
+// The Kafka side of a job: one consumer in the application's group, one
+// transactional producer per processed partition (exactly-once, fencing the
+// previous owner of the partition) or one idempotent producer
+// (at-least-once), state restored from the compacted changelog topic, and a
+// commit every commitIntervalMs that writes changelog + outputs + offsets in
+// one transaction per partition.
+import {
+  type Admin,
+  type Consumer,
+  type EachBatchPayload,
+  Kafka,
+  logLevel,
+  type Message,
+  type Producer,
+  type TopicMessages,
+} from "kafkajs";
 import type { ResolvedJobOptions } from "../job.js";
+import type { LateRecord, WindowResult } from "../window-result.js";
+import { WindowingError } from "../windowing-error.js";
+import { encodeMutations } from "./changelog-codec.js";
+import { readChangelog } from "./changelog-reader.js";
+import { publish } from "./channels.js";
 import type { JobDefinition } from "./definition.js";
+import { type EngineOutput, PartitionEngine } from "./engine.js";
+import { Mutex } from "./mutex.js";
+
+interface Unit {
+  topic: string;
+  partition: number;
+  stateful: boolean;
+  engine?: PartitionEngine;
+  producer?: Producer;
+  /** Next offset to consume = the offset to commit. */
+  nextOffset?: string;
+  committedOffset?: string;
+  ready: boolean;
+  seekedOnce: boolean;
+  pending: Map<string, Message[]>;
+  pendingCount: number;
+  dirty: boolean;
+  highWatermark?: string;
+}
+
+const HEADER_PREFIX = "sluice-";
+
+function isFenced(err: unknown): boolean {
+  const e = err as { type?: string; name?: string; message?: string; cause?: unknown } | undefined;
+  const text = `${e?.type ?? ""} ${e?.name ?? ""} ${e?.message ?? ""}`;
+  return /FENCED|INVALID_PRODUCER_EPOCH|ProducerFenced|fenced|epoch/i.test(text);
+}
 
 export class KafkaRuntime {
   status: "opening" | "open" | "closing" | "closed" = "closed";
-  constructor(
-    readonly def: JobDefinition,
-    readonly opts: ResolvedJobOptions,
-  ) {}
-  async start(): Promise<void> {}
-  async stop(): Promise<void> {}
+  private readonly def: JobDefinition;
+  private readonly opts: ResolvedJobOptions;
+  private kafka!: Kafka;
+  private admin!: Admin;
+  private consumer!: Consumer;
+  private aloProducer: Producer | undefined;
+  private readonly units = new Map<string, Unit>();
+  private readonly lock = new Mutex();
+  private timer: NodeJS.Timeout | undefined;
+  private lastCommit = Date.now();
+  private rebalancing = false;
+  private failure: unknown;
+  private readonly changelogTopic: string;
+  private readonly repartitionTopic: string | undefined;
+  private readonly lateTopic: string | undefined;
+  private partitionCount = 0;
+  private onSignal: (() => void) | undefined;
+  private stopping: Promise<void> | undefined;
+  private assigned = new Set<string>();
+
+  constructor(def: JobDefinition, opts: ResolvedJobOptions) {
+    this.def = def;
+    this.opts = opts;
+    this.changelogTopic = `${opts.applicationId}.windows.changelog`;
+    this.repartitionTopic = def.steps.some((s) => s.kind === "keyBy")
+      ? `${opts.applicationId}-repartition`
+      : undefined;
+    this.lateTopic = def.late.length === 0 ? `${opts.applicationId}-late` : undefined;
+  }
+
+  private get eos(): boolean {
+    return this.opts.guarantee === "exactly-once";
+  }
+
+  private get stateTopic(): string {
+    return this.repartitionTopic ?? this.opts.topic;
+  }
+
+  async start(): Promise<void> {
+    this.status = "opening";
+    try {
+      this.kafka =
+        this.opts.kafka ??
+        new Kafka({
+          clientId: this.opts.applicationId,
+          brokers: this.opts.brokers ?? [],
+          logLevel: logLevel.NOTHING,
+        });
+      this.admin = this.kafka.admin();
+      await this.admin.connect();
+      await this.ensureTopics();
+      if (!this.eos) {
+        this.aloProducer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+        await this.aloProducer.connect();
+      }
+      this.consumer = this.kafka.consumer({
+        groupId: this.opts.applicationId,
+        readUncommitted: false,
+        sessionTimeout: this.opts.sessionTimeoutMs,
+        heartbeatInterval: Math.min(3000, Math.floor(this.opts.sessionTimeoutMs / 3)),
+        maxWaitTimeInMs: 50,
+        retry: { retries: 8 },
+      });
+      this.consumer.on(this.consumer.events.REBALANCING, () => {
+        this.rebalancing = true;
+      });
+      this.consumer.on(this.consumer.events.GROUP_JOIN, (e) => {
+        this.rebalancing = false;
+        void this.onAssignment(e.payload.memberAssignment).catch((err) => this.fail(err));
+      });
+      this.consumer.on(this.consumer.events.CRASH, (e) => {
+        const err = (e.payload as { error: Error; restart?: boolean }).error;
+        if (!(e.payload as { restart?: boolean }).restart) this.fail(err);
+      });
+      await this.consumer.connect();
+      await this.consumer.subscribe({
+        topics: [this.opts.topic, ...(this.repartitionTopic ? [this.repartitionTopic] : [])],
+        fromBeginning: true,
+      });
+      const joined = new Promise<void>((resolve) => {
+        const off = this.consumer.on(this.consumer.events.GROUP_JOIN, () => {
+          off();
+          resolve();
+        });
+      });
+      await this.consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: 1,
+        eachBatch: (payload) => this.lock.run(() => this.onBatch(payload)),
+      });
+      const tick = Math.max(
+        10,
+        Math.min(this.opts.commitIntervalMs, (this.def.idleCloseMs ?? 1000) / 2),
+      );
+      this.timer = setInterval(() => void this.onTimer(), tick);
+      this.timer.unref?.();
+      if (this.opts.handleSignals) {
+        this.onSignal = () => void this.stop();
+        process.once("SIGTERM", this.onSignal);
+        process.once("SIGINT", this.onSignal);
+      }
+      await joined;
+      this.status = "open";
+      publish("ready", () => ({ applicationId: this.opts.applicationId, ready: true }));
+    } catch (err) {
+      this.status = "closed";
+      await this.release();
+      throw SluiceKafka(err, "starting the job");
+    }
+  }
+
+  private async ensureTopics(): Promise<void> {
+    const meta = await this.admin.fetchTopicMetadata({ topics: [this.opts.topic] }).catch((err) => {
+      throw new WindowingError(
+        "WINDOWING_INVALID_OPTIONS",
+        `source topic '${this.opts.topic}' does not exist or cannot be read; create it first`,
+        { cause: err },
+      );
+    });
+    this.partitionCount = meta.topics[0]?.partitions.length ?? 0;
+    if (this.partitionCount === 0) {
+      throw new WindowingError(
+        "WINDOWING_INVALID_OPTIONS",
+        `source topic '${this.opts.topic}' has no partitions`,
+      );
+    }
+    const existing = new Set(await this.admin.listTopics());
+    const wanted: { topic: string; compact: boolean }[] = [
+      { topic: this.changelogTopic, compact: true },
+      { topic: this.opts.dlqTopic, compact: false },
+    ];
+    if (this.repartitionTopic) wanted.push({ topic: this.repartitionTopic, compact: false });
+    if (this.lateTopic) wanted.push({ topic: this.lateTopic, compact: false });
+    for (const o of this.def.outputs)
+      if (o.kind === "topic") wanted.push({ topic: o.topic, compact: false });
+    for (const l of this.def.late)
+      if (l.kind === "topic") wanted.push({ topic: l.topic, compact: false });
+    const missing = wanted.filter(
+      (w, i) => !existing.has(w.topic) && wanted.findIndex((x) => x.topic === w.topic) === i,
+    );
+    if (missing.length > 0) {
+      await this.admin
+        .createTopics({
+          waitForLeaders: true,
+          topics: missing.map((w) => ({
+            topic: w.topic,
+            numPartitions: this.partitionCount,
+            replicationFactor: this.opts.replicationFactor,
+            configEntries: w.compact ? [{ name: "cleanup.policy", value: "compact" }] : [],
+          })),
+        })
+        .catch((err) => {
+          // another member may have created them concurrently
+          if (!/exists/i.test(String((err as Error)?.message))) throw err;
+        });
+    }
+  }
+
+  private unitKey(topic: string, partition: number): string {
+    return `${topic}\u0000${partition}`;
+  }
+
+  private async onAssignment(assignment: Record<string, number[]>): Promise<void> {
+    await this.lock.run(async () => {
+      const now = new Set<string>();
+      for (const [topic, parts] of Object.entries(assignment))
+        for (const p of parts) now.add(this.unitKey(topic, p));
+      const revoked: number[] = [];
+      for (const [k, u] of this.units) {
+        if (!now.has(k)) {
+          // Uncommitted work of a revoked partition is discarded: its new owner
+          // restores the last committed state and replays from there.
+          this.units.delete(k);
+          if (u.stateful) revoked.push(u.partition);
+          await u.producer?.disconnect().catch(() => {});
+        }
+      }
+      const added = [...now].filter((k) => !this.assigned.has(k));
+      this.assigned = now;
+      publish("rebalance", () => ({
+        applicationId: this.opts.applicationId,
+        assigned: added.map((k) => Number(k.split("\u0000")[1])),
+        revoked,
+      }));
+    });
+  }
+
+  private fail(err: unknown): void {
+    if (this.failure) return;
+    this.failure = err;
+    // Exactly-once: never continue with state that is ahead of what committed.
+    process.emitWarning(
+      `sluice job ${this.opts.applicationId} failed: ${(err as Error)?.message ?? err}`,
+    );
+    void this.stop(false);
+  }
+
+  private async unit(
+    topic: string,
+    partition: number,
+    heartbeat: () => Promise<void>,
+  ): Promise<Unit> {
+    const k = this.unitKey(topic, partition);
+    const existing = this.units.get(k);
+    if (existing) return existing;
+    const u: Unit = {
+      topic,
+      partition,
+      stateful: topic === this.stateTopic,
+      ready: false,
+      seekedOnce: false,
+      pending: new Map(),
+      pendingCount: 0,
+      dirty: false,
+    };
+    this.units.set(k, u);
+    if (this.eos) {
+      // One transactional id per input partition: initTransactions fences the
+      // previous owner and completes (aborts) its open transaction.
+      u.producer = this.kafka.producer({
+        transactionalId: `${this.opts.applicationId}-${topic}-${partition}`,
+        idempotent: true,
+        maxInFlightRequests: 1,
+        transactionTimeout: 60_000,
+      });
+      await u.producer.connect();
+    }
+    if (u.stateful) {
+      u.engine = new PartitionEngine(this.def, partition);
+      const t0 = Date.now();
+      const restored = await readChangelog({
+        kafka: this.kafka,
+        admin: this.admin,
+        topic: this.changelogTopic,
+        partitions: [partition],
+        timeoutMs: 120_000,
+        heartbeat,
+      });
+      const r = restored.get(partition);
+      if (r) {
+        const state = r.fold.result();
+        u.engine.processor.restore(state.windows, state.buffers, state.meta);
+        if (state.sourceOffset !== undefined) u.nextOffset = state.sourceOffset;
+        publish("restore", () => ({
+          applicationId: this.opts.applicationId,
+          store: "windows",
+          partition,
+          records: r.records,
+          durationMs: Date.now() - t0,
+        }));
+      }
+      u.engine.noteActivity(Date.now());
+    }
+    if (u.nextOffset === undefined) {
+      const committed = await this.admin.fetchOffsets({
+        groupId: this.opts.applicationId,
+        topics: [topic],
+      });
+      const off = committed[0]?.partitions.find((x) => x.partition === partition)?.offset;
+      if (off !== undefined && off !== "-1") u.nextOffset = off;
+    }
+    u.committedOffset = u.nextOffset;
+    u.ready = true;
+    return u;
+  }
+
+  private async onBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch, heartbeat, isRunning, isStale } = payload;
+    if (this.status === "closing" || this.status === "closed" || this.failure) return;
+    if (!isRunning() || isStale()) return;
+    const u = await this.unit(batch.topic, batch.partition, heartbeat);
+    const first = batch.messages[0];
+    if (!first) return;
+    if (
+      u.nextOffset !== undefined &&
+      BigInt(first.offset) > BigInt(u.nextOffset) &&
+      !u.seekedOnce
+    ) {
+      // The group's position is ahead of the restored state (its owner
+      // committed after we fetched): go back to the state's offset.
+      u.seekedOnce = true;
+      this.consumer.seek({ topic: u.topic, partition: u.partition, offset: u.nextOffset });
+      return;
+    }
+    u.seekedOnce = true;
+    const out: EngineOutput = { results: [], late: [], dlq: [] };
+    const rekeyed: { key: string; value: unknown; timestamp: number }[] = [];
+    let count = 0;
+    let lastBeat = Date.now();
+    const wall = Date.now();
+    for (const m of batch.messages) {
+      if (u.nextOffset !== undefined && BigInt(m.offset) < BigInt(u.nextOffset)) continue;
+      count++;
+      const key = m.key === null ? null : m.key.toString("utf8");
+      if (u.stateful && u.topic === this.repartitionTopic) {
+        const env = JSON.parse((m.value ?? Buffer.from("null")).toString("utf8")) as {
+          t: number;
+          v: unknown;
+        };
+        (u.engine as PartitionEngine).processKeyed(key ?? "", env.v, env.t, m.offset, out, wall);
+      } else {
+        const engine = u.engine ?? this.statelessEngine(u.partition);
+        const decoded = engine.decode(m.value, key, m.offset, out);
+        if (decoded.ok) {
+          const r = engine.handleValue(
+            decoded.value,
+            key,
+            Number(m.timestamp),
+            m.offset,
+            out,
+            this.repartitionTopic !== undefined,
+            wall,
+          );
+          if (r) rekeyed.push(r);
+        }
+      }
+      u.nextOffset = (BigInt(m.offset) + 1n).toString();
+      if (Date.now() - lastBeat > 1000) {
+        await heartbeat();
+        lastBeat = Date.now();
+      }
+    }
+    // kafkajs fetches after the last resolved offset (nothing is committed here).
+    payload.resolveOffset((batch.messages[batch.messages.length - 1] as { offset: string }).offset);
+    u.highWatermark = batch.highWatermark;
+    if (count > 0) {
+      u.dirty = true;
+      publish("records", () => ({
+        applicationId: this.opts.applicationId,
+        topic: u.topic,
+        partition: u.partition,
+        count,
+      }));
+    }
+    for (const r of rekeyed) {
+      this.queue(u, this.repartitionTopic as string, {
+        key: r.key,
+        value: JSON.stringify({ t: r.timestamp, v: r.value }),
+        timestamp: String(r.timestamp),
+      });
+    }
+    await this.deliver(u, out, heartbeat);
+    if (
+      this.rebalancing ||
+      Date.now() - this.lastCommit >= this.opts.commitIntervalMs ||
+      this.pendingTotal() >= this.opts.maxBufferedResults
+    ) {
+      await this.commitAll(heartbeat);
+    }
+  }
+
+  private statelessEngines = new Map<number, PartitionEngine>();
+
+  private statelessEngine(partition: number): PartitionEngine {
+    let e = this.statelessEngines.get(partition);
+    if (!e) {
+      // Only decode/filter/map/keyBy run here; windows run after the repartition hop.
+      e = new PartitionEngine(this.def, partition);
+      this.statelessEngines.set(partition, e);
+    }
+    return e;
+  }
+
+  private pendingTotal(): number {
+    let n = 0;
+    for (const u of this.units.values()) n += u.pendingCount;
+    return n;
+  }
+
+  private queue(u: Unit, topic: string, message: Message): void {
+    let list = u.pending.get(topic);
+    if (!list) {
+      list = [];
+      u.pending.set(topic, list);
+    }
+    list.push(message);
+    u.pendingCount++;
+    u.dirty = true;
+  }
+
+  /** Routes one step's results, late records and dead letters. */
+  private async deliver(
+    u: Unit,
+    out: EngineOutput,
+    heartbeat?: () => Promise<void>,
+  ): Promise<void> {
+    const app = this.opts.applicationId;
+    if (out.results.length > 0) {
+      for (const o of this.def.outputs) {
+        if (o.kind === "topic") {
+          for (const r of out.results)
+            this.queue(u, o.topic, { key: r.key, value: JSON.stringify(r) });
+        }
+      }
+      for (const o of this.def.outputs) {
+        if (o.kind === "sink") await withHeartbeat(o.sink.write(out.results), heartbeat);
+        else if (o.kind === "callback")
+          await withHeartbeat(Promise.resolve(o.fn(out.results)), heartbeat);
+      }
+      const closed = out.results.filter((r) => r.final).length;
+      if (closed > 0) {
+        publish("windows", () => ({
+          applicationId: app,
+          open: u.engine?.processor.openWindows ?? 0,
+          closed,
+        }));
+      }
+    }
+    if (out.late.length > 0) {
+      publish("late", () => ({ applicationId: app, count: out.late.length }));
+      const topics = this.lateTopic
+        ? [this.lateTopic]
+        : this.def.late.filter((l) => l.kind === "topic").map((l) => l.topic);
+      for (const t of topics) {
+        for (const l of out.late)
+          this.queue(u, t, { key: l.key, value: JSON.stringify(lateJson(l)) });
+      }
+      for (const l of this.def.late) {
+        if (l.kind === "callback") for (const r of out.late) await Promise.resolve(l.fn(r));
+      }
+    }
+    if (out.dlq.length > 0) {
+      const byCode = new Map<string, number>();
+      for (const d of out.dlq) {
+        byCode.set(d.code, (byCode.get(d.code) ?? 0) + 1);
+        const value = Buffer.isBuffer(d.value)
+          ? d.value
+          : Buffer.from(JSON.stringify(d.value ?? null));
+        this.queue(u, this.opts.dlqTopic, {
+          key: d.key,
+          value,
+          headers: {
+            [`${HEADER_PREFIX}error-code`]: d.code,
+            [`${HEADER_PREFIX}error-reason`]: d.reason.slice(0, 4096),
+            [`${HEADER_PREFIX}source-topic`]: u.topic,
+            [`${HEADER_PREFIX}source-partition`]: String(u.partition),
+            [`${HEADER_PREFIX}source-offset`]: d.offset ?? "",
+          },
+        });
+      }
+      for (const [code, count] of byCode)
+        publish("dlq", () => ({ applicationId: app, code, count }));
+    }
+  }
+
+  private async onTimer(): Promise<void> {
+    if (this.status !== "open" || this.failure) return;
+    await this.lock
+      .run(async () => {
+        if (this.status !== "open") return;
+        const now = Date.now();
+        for (const u of this.units.values()) {
+          if (!u.engine || !u.ready) continue;
+          const out: EngineOutput = { results: [], late: [], dlq: [] };
+          const before = u.engine.processor.streamTime;
+          u.engine.idleAdvance(now, out);
+          if (u.engine.processor.streamTime !== before) u.dirty = true;
+          await this.deliver(u, out);
+        }
+        if (now - this.lastCommit >= this.opts.commitIntervalMs) await this.commitAll();
+      })
+      .catch((err) => this.fail(err));
+  }
+
+  /** Commits every partition with changes: sinks flushed first, then one transaction per partition. */
+  private async commitAll(heartbeat?: () => Promise<void>): Promise<void> {
+    this.lastCommit = Date.now();
+    const units = [...this.units.values()].filter(
+      (u) => u.ready && (u.dirty || u.pendingCount > 0),
+    );
+    if (units.length === 0) return;
+    const t0 = Date.now();
+    for (const o of this.def.outputs)
+      if (o.kind === "sink") await withHeartbeat(o.sink.flush(), heartbeat);
+    const app = this.opts.applicationId;
+    const work = units.map((u) => {
+      const topicMessages: TopicMessages[] = [];
+      for (const [topic, messages] of u.pending) topicMessages.push({ topic, messages });
+      if (u.engine) {
+        const changes = encodeMutations(u.engine.processor.drainMutations(), u.nextOffset);
+        if (changes.length > 0) {
+          topicMessages.push({
+            topic: this.changelogTopic,
+            messages: changes.map((c) => ({ key: c.key, value: c.value, partition: u.partition })),
+          });
+        }
+        const st = u.engine.processor.streamTime;
+        if (Number.isFinite(st)) {
+          publish("stream-time", () => ({
+            applicationId: app,
+            partition: u.partition,
+            streamTime: st,
+          }));
+        }
+      }
+      u.pending = new Map();
+      u.pendingCount = 0;
+      u.dirty = false;
+      return { u, topicMessages };
+    });
+    if (this.eos) {
+      await withHeartbeat(
+        Promise.all(
+          work.map(async ({ u, topicMessages }) => {
+            const producer = u.producer as Producer;
+            const txn = await producer.transaction();
+            try {
+              if (topicMessages.length > 0) await txn.sendBatch({ topicMessages });
+              if (u.nextOffset !== undefined) {
+                await txn.sendOffsets({
+                  consumerGroupId: app,
+                  topics: [
+                    {
+                      topic: u.topic,
+                      partitions: [{ partition: u.partition, offset: u.nextOffset }],
+                    },
+                  ],
+                });
+              }
+              await txn.commit();
+              u.committedOffset = u.nextOffset;
+            } catch (err) {
+              await txn.abort().catch(() => {});
+              if (isFenced(err)) {
+                // Another member owns this partition now; drop our copy.
+                this.units.delete(this.unitKey(u.topic, u.partition));
+                await producer.disconnect().catch(() => {});
+                return;
+              }
+              throw err;
+            }
+          }),
+        ),
+        heartbeat,
+      );
+    } else {
+      const all: TopicMessages[] = work.flatMap((w) => w.topicMessages);
+      if (all.length > 0)
+        await withHeartbeat(
+          (this.aloProducer as Producer).sendBatch({ topicMessages: all }),
+          heartbeat,
+        );
+      const offsets = work
+        .filter((w) => w.u.nextOffset !== undefined)
+        .map((w) => ({
+          topic: w.u.topic,
+          partition: w.u.partition,
+          offset: w.u.nextOffset as string,
+        }));
+      if (offsets.length > 0) await this.consumer.commitOffsets(offsets);
+      for (const w of work) w.u.committedOffset = w.u.nextOffset;
+    }
+    const durationMs = Date.now() - t0;
+    publish("commit", () => ({ applicationId: app, durationMs }));
+    publish("checkpoint", () => ({ applicationId: app, durationMs, partitions: work.length }));
+    for (const { u } of work) {
+      if (u.highWatermark !== undefined && u.nextOffset !== undefined) {
+        const lag = Number(BigInt(u.highWatermark) - BigInt(u.nextOffset));
+        publish("lag", () => ({ applicationId: app, topic: u.topic, partition: u.partition, lag }));
+      }
+    }
+  }
+
+  async stop(graceful = true): Promise<void> {
+    if (this.stopping) return this.stopping;
+    if (this.status === "closed" && !this.consumer) return;
+    this.stopping = (async () => {
+      this.status = "closing";
+      if (this.timer) clearInterval(this.timer);
+      if (this.onSignal) {
+        process.removeListener("SIGTERM", this.onSignal);
+        process.removeListener("SIGINT", this.onSignal);
+      }
+      try {
+        await this.consumer?.stop();
+        if (graceful && !this.failure) await this.lock.run(() => this.commitAll());
+      } finally {
+        for (const o of this.def.outputs)
+          if (o.kind === "sink") await o.sink.close().catch(() => {});
+        await this.release();
+        this.status = "closed";
+        publish("ready", () => ({ applicationId: this.opts.applicationId, ready: false }));
+      }
+    })();
+    return this.stopping;
+  }
+
+  private async release(): Promise<void> {
+    await this.consumer?.disconnect().catch(() => {});
+    for (const u of this.units.values()) await u.producer?.disconnect().catch(() => {});
+    this.units.clear();
+    await this.aloProducer?.disconnect().catch(() => {});
+    await this.admin?.disconnect().catch(() => {});
+  }
 }
+
+function lateJson(l: LateRecord<unknown>): Record<string, unknown> {
+  return { ...l };
+}
+
+async function withHeartbeat<T>(p: Promise<T>, heartbeat?: () => Promise<void>): Promise<T> {
+  if (!heartbeat) return p;
+  const t = setInterval(() => void heartbeat().catch(() => {}), 1000);
+  try {
+    return await p;
+  } finally {
+    clearInterval(t);
+  }
+}
+
+function SluiceKafka(err: unknown, what: string): unknown {
+  if (WindowingError.isInstance(err)) return err;
+  return new WindowingError(
+    "WINDOWING_KAFKA_FAILED",
+    `Kafka failed while ${what}: ${(err as Error)?.message ?? err}`,
+    {
+      cause: err,
+    },
+  );
+}
+
+export type { WindowResult };

@@ -1,0 +1,143 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import type { Admin, Kafka } from "kafkajs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  count,
+  createJob,
+  createTestDriver,
+  defineJob,
+  sum,
+  tumbling,
+  type WindowResult,
+} from "../src/index.js";
+import {
+  createTopic,
+  deleteTopicsWithPrefix,
+  kafkaClient,
+  produce,
+  readAll,
+  uniqueName,
+} from "./kafka-helpers.js";
+
+type Ev = { user: string; amount: number; ts: number };
+const schema = {
+  decode(bytes: Buffer): Ev {
+    const v = JSON.parse(bytes.toString("utf8")) as Ev;
+    if (typeof v.user !== "string" || typeof v.amount !== "number")
+      throw new Error("invalid event");
+    return v;
+  },
+};
+
+let kafka: Kafka;
+let admin: Admin;
+const prefixes: string[] = [];
+const dirs: string[] = [];
+
+beforeAll(async () => {
+  kafka = kafkaClient();
+  admin = kafka.admin();
+  await admin.connect();
+});
+
+afterAll(async () => {
+  await deleteTopicsWithPrefix(admin, prefixes);
+  await admin.disconnect();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function events(n: number, users: number, partitions: number) {
+  const out: { ev: Ev; partition: number }[] = [];
+  for (let i = 0; i < n; i++) {
+    const u = i % users;
+    out.push({
+      ev: { user: `u${u}`, amount: (i % 7) + 1, ts: 1_000 * Math.floor(i / 10) },
+      partition: u % partitions,
+    });
+  }
+  return out;
+}
+
+async function waitFor(cond: () => Promise<boolean> | boolean, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error("condition not met in time");
+}
+
+describe.each(["exactly-once", "at-least-once"] as const)("Kafka job (%s)", (guarantee) => {
+  it("aggregates per user into an output topic equal to the TestDriver, dead-letters bad records", async () => {
+    const base = uniqueName("wjob");
+    prefixes.push(base);
+    const source = `${base}-events`;
+    const output = `${base}-out`;
+    await createTopic(admin, source, 3);
+    const evs = events(3_000, 30, 3);
+    await produce(kafka, source, [
+      ...evs.map(({ ev, partition }) => ({ key: ev.user, value: JSON.stringify(ev), partition })),
+      { key: "bad", value: "{nope", partition: 0 },
+    ]);
+    // one far-future event per partition closes every window
+    await produce(
+      kafka,
+      source,
+      [0, 1, 2].map((p) => ({
+        key: `end${p}`,
+        value: JSON.stringify({ user: `end${p}`, amount: 0, ts: 10_000_000 }),
+        partition: p,
+      })),
+    );
+    const stateDir = mkdtempSync(path.join(tmpdir(), "wjob-"));
+    dirs.push(stateDir);
+    const job = createJob<Ev>({
+      kafka,
+      applicationId: base,
+      source: { topic: source, schema, eventTime: "ts" },
+      stateDir,
+      guarantee,
+      commitIntervalMs: 200,
+      handleSignals: false,
+    })
+      .window(tumbling({ size: "1m" }))
+      .aggregate({ n: count(), total: sum((e: Ev) => e.amount) })
+      .to({ topic: output });
+    // oracle: the same definition on the TestDriver
+    const driver = createTestDriver(
+      defineJob<Ev>({ source: { eventTime: "ts" } })
+        .window(tumbling({ size: "1m" }))
+        .aggregate({ n: count(), total: sum((e: Ev) => e.amount) }),
+      { partitions: 3 },
+    );
+    for (const { ev, partition } of evs)
+      driver.pipe(ev, { key: ev.user, partition, timestamp: ev.ts });
+    driver.advanceStreamTime(10_000_000);
+    const expected = driver.results.map((r) => `${r.id}=${JSON.stringify(r.value)}`).sort();
+
+    await job.start();
+    expect(job.status).toBe("open");
+    let got: string[] = [];
+    try {
+      await waitFor(async () => {
+        const rows = await readAll(kafka, admin, output);
+        got = rows.map((r) => {
+          const w = JSON.parse(r.value as string) as WindowResult<unknown>;
+          return `${w.id}=${JSON.stringify(w.value)}`;
+        });
+        return got.length >= expected.length;
+      }, 90_000);
+    } finally {
+      await job.stop();
+    }
+    expect(job.status).toBe("closed");
+    expect(got.sort()).toEqual(expected);
+    const dlq = await readAll(kafka, admin, `${base}-dlq`);
+    expect(dlq).toHaveLength(1);
+    expect(dlq[0]?.value).toBe("{nope");
+    expect(dlq[0]?.headers["sluice-source-partition"]).toBe("0");
+    expect(dlq[0]?.headers["sluice-error-reason"]).toMatch(/JSON/);
+  });
+});
