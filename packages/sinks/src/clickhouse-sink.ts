@@ -197,6 +197,7 @@ export function createClickHouseSink<R>(options: ClickHouseSinkOptions<R>): Clic
         body,
         settings,
       });
+      return undefined;
     },
     classify: classifyClickHouse,
     release: () => executor.close(),

@@ -31,6 +31,14 @@ export {
   type SinkConformanceOptions,
   sinkConformanceCases,
 } from "./conformance.js";
+export {
+  createRedisSink,
+  type RedisCommand,
+  type RedisCommandName,
+  type RedisSink,
+  type RedisSinkOptions,
+  type RedisWrite,
+} from "./redis-sink.js";
 export type { DeadLetter, DeadLetterHandler, DisposableSink, Sink, SinkStatus } from "./sink.js";
 export { SinkError, type SinkErrorCode } from "./sink-error.js";
 export type { BatchingOptions, RetryOptions } from "./sink-options.js";

@@ -39,9 +39,10 @@ function memorySink(store: MemoryStore, options: BatchingOptions<Rec> = {}) {
         throw Object.assign(new Error("bad row"), { code: "BAD" });
       }
       const token = batch.map((e) => e.id).join(",");
-      if (store.tokens.has(token)) return;
+      if (store.tokens.has(token)) return undefined;
       store.tokens.add(token);
       for (const e of batch) store.rows.push(JSON.parse(e.payload));
+      return undefined;
     },
     classify(err) {
       const code = (err as { code?: string }).code ?? "UNKNOWN";

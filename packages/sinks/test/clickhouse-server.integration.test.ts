@@ -1,4 +1,3 @@
-import diagnostics from "node:diagnostics_channel";
 import { type ClickHouseClient, ClickHouseLogLevel, createClient } from "@clickhouse/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -10,7 +9,7 @@ import {
   windowResultTableSql,
 } from "../src/index.js";
 import { runSinkConformance } from "../src/test.js";
-import { env, hostPort, sleep, TcpProxy, uniqueName } from "./helpers.js";
+import { env, hostPort, streamThroughOutage, TcpProxy, uniqueName } from "./helpers.js";
 
 const client: ClickHouseClient = createClient({
   url: env.clickhouseUrl,
@@ -185,14 +184,6 @@ describe("ClickHouse sink on the server", () => {
     const proxy = new TcpProxy(host, port);
     await proxy.start();
     const table = await windowTable("sinks_outage");
-    const backpressure: unknown[] = [];
-    const onBuffer = (m: unknown) => {
-      if ((m as { backpressure: boolean }).backpressure) backpressure.push(m);
-    };
-    const retries: unknown[] = [];
-    const onRetry = (m: unknown) => retries.push(m);
-    diagnostics.subscribe("sluice:sink:buffer", onBuffer);
-    diagnostics.subscribe("sluice:sink:retry", onRetry);
     const sink = createClickHouseSink({
       url: `http://${host}:${proxy.port}`,
       table,
@@ -204,34 +195,21 @@ describe("ClickHouse sink on the server", () => {
       requestTimeoutMs: "5s",
     });
     try {
-      let i = 0;
-      let outageOver = false;
-      const writer = (async () => {
-        while (!outageOver || i < 2000) {
-          await sink.write(Array.from({ length: 10 }, () => result(i++)));
-          await sleep(20);
-        }
-      })();
-      await sleep(1500);
-      await proxy.stop();
-      const writtenAtStop = i;
-      await sleep(15_000);
-      const writtenDuringOutage = i - writtenAtStop;
-      await proxy.start();
-      outageOver = true;
-      await writer;
-      await sink.flush();
-      expect(writtenDuringOutage).toBeLessThanOrEqual(300 + 10);
-      expect(backpressure.length).toBeGreaterThan(0);
-      expect(retries.length).toBeGreaterThan(0);
+      const run = await streamThroughOutage({
+        sink,
+        proxy,
+        outageMs: 15_000,
+        record: (i) => result(i),
+      });
+      expect(run.duringOutage).toBeLessThanOrEqual(300 + 10);
+      expect(run.backpressure).toBeGreaterThan(0);
+      expect(run.retries).toBeGreaterThan(0);
       const [agg] = await rows<{ c: string; s: string }>(
         `SELECT count() AS c, sum(visitParamExtractUInt(value, 'count')) AS s FROM \`${table}\` FINAL`,
       );
-      expect(Number(agg!.c)).toBe(i);
-      expect(Number(agg!.s)).toBe((i * (i + 1)) / 2);
+      expect(Number(agg!.c)).toBe(run.total);
+      expect(Number(agg!.s)).toBe((run.total * (run.total + 1)) / 2);
     } finally {
-      diagnostics.unsubscribe("sluice:sink:buffer", onBuffer);
-      diagnostics.unsubscribe("sluice:sink:retry", onRetry);
       await sink.close().catch(() => {});
       await proxy.stop();
     }

@@ -1,3 +1,4 @@
+import diagnostics from "node:diagnostics_channel";
 import net from "node:net";
 
 export const env = {
@@ -63,3 +64,51 @@ export function hostPort(url: string): { host: string; port: number } {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Streams batches into a sink through `proxy`, cuts the proxy for `outageMs`
+ * mid-stream, restores it, keeps writing until `minRecords`, then flushes.
+ * Returns how many records were written in all and during the outage, and
+ * the sink's backpressure and retry events seen on diagnostics_channel.
+ */
+export async function streamThroughOutage<R>(opts: {
+  sink: { write(records: readonly R[]): Promise<void>; flush(): Promise<void> };
+  proxy: TcpProxy;
+  outageMs: number;
+  record: (i: number) => R;
+  minRecords?: number;
+}): Promise<{ total: number; duringOutage: number; backpressure: number; retries: number }> {
+  let backpressure = 0;
+  let retries = 0;
+  const onBuffer = (m: unknown) => {
+    if ((m as { backpressure: boolean }).backpressure) backpressure++;
+  };
+  const onRetry = () => {
+    retries++;
+  };
+  diagnostics.subscribe("sluice:sink:buffer", onBuffer);
+  diagnostics.subscribe("sluice:sink:retry", onRetry);
+  try {
+    let i = 0;
+    let over = false;
+    const writer = (async () => {
+      while (!over || i < (opts.minRecords ?? 2000)) {
+        await opts.sink.write(Array.from({ length: 10 }, () => opts.record(i++)));
+        await sleep(15);
+      }
+    })();
+    await sleep(1000);
+    await opts.proxy.stop();
+    const atStop = i;
+    await sleep(opts.outageMs);
+    const duringOutage = i - atStop;
+    await opts.proxy.start();
+    over = true;
+    await writer;
+    await opts.sink.flush();
+    return { total: i, duringOutage, backpressure, retries };
+  } finally {
+    diagnostics.unsubscribe("sluice:sink:buffer", onBuffer);
+    diagnostics.unsubscribe("sluice:sink:retry", onRetry);
+  }
+}

@@ -29,13 +29,24 @@ export interface SinkDriver<R, P> {
   readonly kind: string;
   /** Encodes one record; throws `SINK_INVALID_RECORD` when it cannot. */
   prepare(record: R, id: string): { payload: P; bytes: number };
-  /** Sends one batch; resolves when the destination acknowledged it. */
-  send(batch: readonly Entry<R, P>[]): Promise<void>;
+  /**
+   * Sends one batch; resolves when the destination acknowledged it. May
+   * return records the destination refused individually while applying the
+   * rest (they go to the dead-letter handler, never retried).
+   */
+  send(batch: readonly Entry<R, P>[]): Promise<RecordRejection[] | undefined>;
   classify(error: unknown): Classified;
   /** How many of the first entries form the next batch (≥ 1). */
   cut?(entries: readonly Entry<R, P>[], maxRows: number, maxBytes: number): number;
   /** Releases connections the sink owns. */
   release(): Promise<void>;
+}
+
+/** One record of a batch the destination refused while applying the others. */
+export interface RecordRejection {
+  index: number;
+  error: Error;
+  code: string;
 }
 
 interface Waiter {
@@ -368,8 +379,16 @@ export class BatchingSink<R, P> implements DisposableSink<R> {
       let bytes = 0;
       for (const e of batch) bytes += e.bytes;
       try {
-        await this.#driver.send(batch);
+        const rejected = await this.#driver.send(batch);
         this.#publishBatch(batch.length, bytes, started);
+        if (rejected && rejected.length > 0) {
+          const letters = rejected.map((r) => {
+            const e = batch[r.index]!;
+            return { record: e.record, id: e.id, error: r.error, code: r.code };
+          });
+          if (!this.#deadLetter) throw this.#rejected(letters[0]!);
+          await this.#toDeadLetter(letters);
+        }
         return;
       } catch (err) {
         const c = this.#driver.classify(err);
@@ -392,14 +411,9 @@ export class BatchingSink<R, P> implements DisposableSink<R> {
           }
           const e = batch[0]!;
           const error = err instanceof Error ? err : new Error(String(err));
-          if (!this.#deadLetter) {
-            throw new SinkError(
-              "SINK_REJECTED",
-              `${this.#driver.kind} sink "${this.name}" rejected record ${e.id} permanently (${c.code}): ${error.message}; pass a deadLetter handler to divert such records`,
-              { cause: err },
-            );
-          }
-          await this.#toDeadLetter([{ record: e.record, id: e.id, error, code: c.code }]);
+          const letter = { record: e.record, id: e.id, error, code: c.code };
+          if (!this.#deadLetter) throw this.#rejected(letter);
+          await this.#toDeadLetter([letter]);
           return;
         }
         if (attempt >= this.#retry.maxAttempts) {
@@ -414,6 +428,14 @@ export class BatchingSink<R, P> implements DisposableSink<R> {
         await sleep(delayMs);
       }
     }
+  }
+
+  #rejected(letter: DeadLetter<R>): SinkError {
+    return new SinkError(
+      "SINK_REJECTED",
+      `${this.#driver.kind} sink "${this.name}" rejected record ${letter.id} permanently (${letter.code}): ${letter.error.message}; pass a deadLetter handler to divert such records`,
+      { cause: letter.error },
+    );
   }
 
   async #toDeadLetter(letters: DeadLetter<R>[]): Promise<void> {

@@ -1,0 +1,478 @@
+import { type Duration, parseDuration } from "@sluice/schema";
+import { Cluster, Redis, type RedisOptions } from "ioredis";
+import type { Classified } from "./internal/batching-sink.js";
+import { BatchingSink, type RecordRejection, type SinkDriver } from "./internal/batching-sink.js";
+import { FENCE_SCRIPT } from "./internal/redis-fence.js";
+import type { DisposableSink } from "./sink.js";
+import { SinkError } from "./sink-error.js";
+import type { BatchingOptions } from "./sink-options.js";
+
+/**
+ * Commands a custom Redis write may use.
+ *
+ * @since 0.1.0
+ */
+export type RedisCommandName =
+  | "SET"
+  | "DEL"
+  | "INCRBY"
+  | "INCRBYFLOAT"
+  | "HSET"
+  | "HDEL"
+  | "HINCRBY"
+  | "HINCRBYFLOAT"
+  | "ZADD"
+  | "ZINCRBY"
+  | "ZREM"
+  | "SADD"
+  | "SREM"
+  | "RPUSH"
+  | "LPUSH"
+  | "LTRIM"
+  | "PFADD"
+  | "XADD"
+  | "PUBLISH";
+
+const ALLOWED = new Set<string>([
+  "SET",
+  "DEL",
+  "INCRBY",
+  "INCRBYFLOAT",
+  "HSET",
+  "HDEL",
+  "HINCRBY",
+  "HINCRBYFLOAT",
+  "ZADD",
+  "ZINCRBY",
+  "ZREM",
+  "SADD",
+  "SREM",
+  "RPUSH",
+  "LPUSH",
+  "LTRIM",
+  "PFADD",
+  "XADD",
+  "PUBLISH",
+]);
+
+/**
+ * One Redis command produced for a record. `key` is relative: the sink adds
+ * `keyPrefix` (and, with hash tags, the partition's tag). For `PUBLISH`, `key`
+ * is the channel.
+ *
+ * @since 0.1.0
+ */
+export interface RedisCommand {
+  /** The command. */
+  command: RedisCommandName;
+  /** The key (or channel), before the prefix. */
+  key: string;
+  /** Arguments after the key. */
+  args: ReadonlyArray<string | number>;
+}
+
+/**
+ * What the sink does with each record: a built-in mode or a function that
+ * returns the commands for one record.
+ *
+ * - `hash`: `HSET key field value …` (fields from `fields`)
+ * - `counter`: `INCRBY`/`INCRBYFLOAT key amount`
+ * - `leaderboard`: `ZADD board score member` (or `ZINCRBY` with `scoreMode: "increment"`)
+ * - `stream`: `XADD key [MAXLEN ~ n] * data <json>`
+ * - `publish`: `PUBLISH channel <json>` for live consumers
+ *
+ * @typeParam R - the record type
+ * @since 0.1.0
+ */
+export type RedisWrite<R> =
+  | "hash"
+  | "counter"
+  | "leaderboard"
+  | "stream"
+  | "publish"
+  | ((record: R) => readonly RedisCommand[]);
+
+/**
+ * Options of {@link createRedisSink}. Give exactly one of `redis` or `url`.
+ *
+ * @typeParam R - the record type
+ * @since 0.1.0
+ */
+export interface RedisSinkOptions<R> extends BatchingOptions<R> {
+  /** An ioredis client or Cluster; not closed by the sink. */
+  redis?: Redis | Cluster;
+  /** `redis://host:port/db`; the sink creates and closes its client. */
+  url?: string;
+  /** What to write. */
+  write: RedisWrite<R>;
+  /** Prefix of every key and channel. @defaultValue "sluice:" */
+  keyPrefix?: string;
+  /** Expire touched keys this long after the last write; none when omitted. */
+  ttlMs?: Duration;
+  /** Namespace of the fences (one per job and partition). @defaultValue the sink's name */
+  jobId?: string;
+  /**
+   * Put every key in its partition's hash slot (`{job:partition}`), so the
+   * script touching a key and its fence runs on one Cluster node. Keys then
+   * differ per partition (read a leaderboard with `ZUNION`).
+   * @defaultValue true with a Cluster, false otherwise
+   */
+  hashTags?: boolean;
+  /** Source partition of a record. @defaultValue `record.partition` */
+  partition?: (record: R) => number;
+  /**
+   * Fencing sequence of a record: increases per partition in write order
+   * (the source offset). Records sharing a partition and sequence must be
+   * written together, one after another.
+   * @defaultValue `record.offset`
+   */
+  sequence?: (record: R) => number;
+  /** Key (built-in modes). @defaultValue `record.key`; "leaderboard" / "results" for the leaderboard, stream and publish modes */
+  key?: (record: R) => string;
+  /** `hash`: the fields. @defaultValue the fields of `record.value` (objects) or `{ value }` */
+  fields?: (record: R) => Record<string, string | number>;
+  /** `counter`: the increment. @defaultValue `record.value` when a number, else 1 */
+  amount?: (record: R) => number;
+  /** `leaderboard`: the member. @defaultValue `record.key` */
+  member?: (record: R) => string;
+  /** `leaderboard`: the score. @defaultValue `record.value` when a number, else 1 */
+  score?: (record: R) => number;
+  /** `leaderboard`: replace the score (`ZADD`) or add to it (`ZINCRBY`). @defaultValue "set" */
+  scoreMode?: "set" | "increment";
+  /** `stream`: approximate cap on the stream length (`MAXLEN ~`). */
+  streamMaxLength?: number;
+}
+
+/**
+ * A {@link DisposableSink} writing to Redis.
+ *
+ * @typeParam R - the record type
+ * @since 0.1.0
+ */
+export interface RedisSink<R> extends DisposableSink<R> {
+  /** Rows accepted but not yet acknowledged. */
+  readonly bufferedRows: number;
+  /** The Redis key holding the fence of a partition. */
+  fenceKey(partition: number): string;
+}
+
+interface Cmd {
+  name: string;
+  key: string | undefined;
+  args: string[];
+}
+
+interface Payload {
+  partition: number;
+  seq: string;
+  cmds: Cmd[];
+}
+
+type FenceClient = Redis & {
+  sluiceFence(numKeys: number, ...args: Array<string | number>): Promise<unknown[]>;
+};
+
+const RETRYABLE_REPLY = /^(LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY|NOREPLICAS|OOM)\b/;
+
+function classifyRedis(err: unknown): Classified {
+  const e = err as { name?: unknown; code?: unknown; message?: unknown };
+  const message = typeof e?.message === "string" ? e.message : String(err);
+  if (typeof e?.code === "string" && e.code.startsWith("SINK_")) {
+    return { retryable: false, fatal: true, code: e.code };
+  }
+  if (e?.name === "ReplyError") {
+    const word = /^[A-Z]+/.exec(message)?.[0] ?? "ERR";
+    const retryable = RETRYABLE_REPLY.test(message);
+    return { retryable, fatal: !retryable, code: `REDIS_${word}` };
+  }
+  return { retryable: true, code: typeof e?.code === "string" ? e.code : "REDIS_UNREACHABLE" };
+}
+
+const scalar = (v: unknown): string =>
+  typeof v === "string"
+    ? v
+    : typeof v === "number" || typeof v === "boolean"
+      ? String(v)
+      : JSON.stringify(v);
+
+function field<T>(record: unknown, name: string): T | undefined {
+  return typeof record === "object" && record !== null
+    ? ((record as Record<string, unknown>)[name] as T | undefined)
+    : undefined;
+}
+
+function numberOr(v: unknown, fallback: number): number {
+  return typeof v === "number" && Number.isFinite(v) ? v : fallback;
+}
+
+/**
+ * Creates a sink that writes records to Redis (standalone or Cluster, through
+ * ioredis) in pipelined, batched Lua calls, made idempotent by a fencing
+ * sequence per (job, partition): each partition's slice of a batch runs in
+ * one script that applies a record only if its sequence is above the stored
+ * fence and advances the fence in the same atomic step. Replays after a
+ * crash or a retry after a lost reply leave Redis unchanged — also for
+ * counters, `ZINCRBY`, streams and pub/sub, which are not idempotent by
+ * themselves.
+ *
+ * @typeParam R - the record type
+ * @param options - connection, write mode, keys and batching
+ * @returns the sink, open
+ * @throws SinkError `SINK_INVALID_OPTIONS`
+ * @example
+ * ```ts
+ * const live = createRedisSink({ url: "redis://127.0.0.1:6379", write: "leaderboard", key: () => "top-users" });
+ * await live.write(results);   // results carry partition and offset
+ * await live.flush();
+ * ```
+ * @since 0.1.0
+ */
+export function createRedisSink<R>(options: RedisSinkOptions<R>): RedisSink<R> {
+  if (typeof options !== "object" || options === null) {
+    throw new SinkError("SINK_INVALID_OPTIONS", "createRedisSink expects an options object");
+  }
+  if ((options.redis === undefined) === (options.url === undefined)) {
+    throw new SinkError("SINK_INVALID_OPTIONS", "give exactly one of redis or url");
+  }
+  const mode = options.write;
+  if (
+    typeof mode !== "function" &&
+    !["hash", "counter", "leaderboard", "stream", "publish"].includes(mode as string)
+  ) {
+    throw new SinkError(
+      "SINK_INVALID_OPTIONS",
+      `write must be hash, counter, leaderboard, stream, publish or a function; got ${JSON.stringify(mode)}`,
+    );
+  }
+  const keyPrefix = options.keyPrefix ?? "sluice:";
+  if (typeof keyPrefix !== "string") {
+    throw new SinkError("SINK_INVALID_OPTIONS", "keyPrefix must be a string");
+  }
+  let ttlMs = 0;
+  try {
+    ttlMs = options.ttlMs === undefined ? 0 : parseDuration(options.ttlMs, "ttlMs");
+  } catch (err) {
+    throw new SinkError("SINK_INVALID_OPTIONS", (err as Error).message, { cause: err });
+  }
+  const name = options.name ?? `${keyPrefix}${typeof mode === "function" ? "custom" : mode}`;
+  const jobId = options.jobId ?? name;
+  if (typeof jobId !== "string" || jobId === "" || /[{}]/.test(jobId)) {
+    throw new SinkError(
+      "SINK_INVALID_OPTIONS",
+      `jobId must be a non-empty string without { }; got ${JSON.stringify(jobId)}`,
+    );
+  }
+  const owned = options.url !== undefined;
+  const redis: Redis | Cluster =
+    options.redis ??
+    new Redis(options.url!, {
+      maxRetriesPerRequest: 2,
+      retryStrategy: (times: number) => Math.min(times * 100, 1000),
+      lazyConnect: false,
+    } satisfies RedisOptions);
+  if (owned) redis.on("error", () => {}); // surfaced through command failures
+  const isCluster = redis instanceof Cluster;
+  const hashTags = options.hashTags ?? isCluster;
+  const client = redis as unknown as FenceClient;
+  if (typeof (client as Partial<FenceClient>).sluiceFence !== "function") {
+    redis.defineCommand("sluiceFence", { lua: FENCE_SCRIPT });
+  }
+
+  const scope = (partition: number) =>
+    hashTags ? `${keyPrefix}{${jobId}:${partition}}:` : keyPrefix;
+  const fenceKey = (partition: number) =>
+    hashTags
+      ? `${keyPrefix}{${jobId}:${partition}}:fence`
+      : `${keyPrefix}fence:${jobId}:${partition}`;
+
+  const partitionOf =
+    options.partition ??
+    ((r: R) => {
+      const p = field<unknown>(r, "partition");
+      if (typeof p !== "number" || !Number.isInteger(p) || p < 0) {
+        throw new SinkError(
+          "SINK_INVALID_RECORD",
+          `record has no partition (got ${JSON.stringify(p)}); pass the partition option`,
+        );
+      }
+      return p;
+    });
+  const sequenceOf =
+    options.sequence ??
+    ((r: R) => {
+      const o = field<unknown>(r, "offset");
+      const n = typeof o === "string" && /^\d+$/.test(o) ? Number(o) : o;
+      if (typeof n !== "number") {
+        throw new SinkError(
+          "SINK_INVALID_RECORD",
+          "record has no offset to fence on; pass the sequence option (a number increasing per partition in write order)",
+        );
+      }
+      return n;
+    });
+  const defaultKey =
+    mode === "leaderboard"
+      ? "leaderboard"
+      : mode === "stream" || mode === "publish"
+        ? "results"
+        : undefined;
+  const keyOf =
+    options.key ??
+    ((r: R) => {
+      const k = field<unknown>(r, "key");
+      if (defaultKey !== undefined) return defaultKey;
+      if (typeof k !== "string")
+        throw new SinkError("SINK_INVALID_RECORD", "record has no string key; pass the key option");
+      return k;
+    });
+
+  const builtIn = (r: R): RedisCommand[] => {
+    const value = field<unknown>(r, "value");
+    switch (mode) {
+      case "hash": {
+        const fields =
+          options.fields?.(r) ??
+          (typeof value === "object" && value !== null && !Array.isArray(value)
+            ? (value as Record<string, unknown>)
+            : { value });
+        const args: string[] = [];
+        for (const [f, v] of Object.entries(fields)) args.push(f, scalar(v));
+        if (args.length === 0) return [];
+        return [{ command: "HSET", key: keyOf(r), args }];
+      }
+      case "counter": {
+        const amount = options.amount?.(r) ?? numberOr(value, 1);
+        return [
+          {
+            command: Number.isInteger(amount) ? "INCRBY" : "INCRBYFLOAT",
+            key: keyOf(r),
+            args: [amount],
+          },
+        ];
+      }
+      case "leaderboard": {
+        const score = options.score?.(r) ?? numberOr(value, 1);
+        const member = options.member?.(r) ?? scalar(field(r, "key"));
+        return options.scoreMode === "increment"
+          ? [{ command: "ZINCRBY", key: keyOf(r), args: [score, member] }]
+          : [{ command: "ZADD", key: keyOf(r), args: [score, member] }];
+      }
+      case "stream": {
+        const cap = options.streamMaxLength;
+        const head = cap === undefined ? [] : ["MAXLEN", "~", cap];
+        return [
+          { command: "XADD", key: keyOf(r), args: [...head, "*", "data", JSON.stringify(r)] },
+        ];
+      }
+      default:
+        return [{ command: "PUBLISH", key: keyOf(r), args: [JSON.stringify(r)] }];
+    }
+  };
+  const commandsOf = typeof mode === "function" ? mode : builtIn;
+
+  const driver: SinkDriver<R, Payload> = {
+    kind: "redis",
+    prepare(record) {
+      const partition = partitionOf(record);
+      const seq = sequenceOf(record);
+      if (!Number.isSafeInteger(seq) || seq < 0) {
+        throw new SinkError(
+          "SINK_INVALID_RECORD",
+          `sequence must be a non-negative safe integer; got ${seq}`,
+        );
+      }
+      const pre = scope(partition);
+      let bytes = 16;
+      const cmds: Cmd[] = commandsOf(record).map((c) => {
+        if (!ALLOWED.has(c.command)) {
+          throw new SinkError(
+            "SINK_INVALID_RECORD",
+            `Redis command ${JSON.stringify(c.command)} is not allowed; use one of ${[...ALLOWED].join(", ")}`,
+          );
+        }
+        if (typeof c.key !== "string" || c.key === "") {
+          throw new SinkError(
+            "SINK_INVALID_RECORD",
+            `Redis command ${c.command} needs a non-empty key`,
+          );
+        }
+        const args = c.args.map(scalar);
+        for (const a of args) bytes += a.length + 4;
+        bytes += c.key.length + c.command.length + 8;
+        return c.command === "PUBLISH"
+          ? { name: c.command, key: undefined, args: [`${keyPrefix}${c.key}`, ...args] }
+          : { name: c.command, key: `${pre}${c.key}`, args };
+      });
+      return { payload: { partition, seq: String(seq), cmds }, bytes };
+    },
+    async send(batch) {
+      const byPartition = new Map<number, number[]>();
+      batch.forEach((e, i) => {
+        const list = byPartition.get(e.payload.partition);
+        if (list) list.push(i);
+        else byPartition.set(e.payload.partition, [i]);
+      });
+      const calls: Array<{ indexes: number[]; keys: string[]; argv: string[] }> = [];
+      for (const [partition, indexes] of byPartition) {
+        const keys = [fenceKey(partition)];
+        const keyIndex = new Map<string, number>();
+        const argv: string[] = [String(ttlMs)];
+        for (const i of indexes) {
+          const p = batch[i]!.payload;
+          argv.push(p.seq, String(p.cmds.length));
+          for (const c of p.cmds) {
+            let k = 0;
+            if (c.key !== undefined) {
+              k = keyIndex.get(c.key) ?? 0;
+              if (k === 0) {
+                keys.push(c.key);
+                k = keys.length;
+                keyIndex.set(c.key, k);
+              }
+            }
+            argv.push(c.name, String(k), String(c.args.length), ...c.args);
+          }
+        }
+        calls.push({ indexes, keys, argv });
+      }
+      let replies: unknown[][];
+      if (isCluster) {
+        replies = await Promise.all(
+          calls.map((c) => client.sluiceFence(c.keys.length, ...c.keys, ...c.argv)),
+        );
+      } else {
+        const pipeline = client.pipeline() as unknown as {
+          sluiceFence(numKeys: number, ...args: string[]): void;
+          exec(): Promise<Array<[Error | null, unknown]> | null>;
+        };
+        for (const c of calls) pipeline.sluiceFence(c.keys.length, ...c.keys, ...c.argv);
+        const results = (await pipeline.exec()) ?? [];
+        const failed = results.find(([err]) => err);
+        if (failed || results.length !== calls.length) {
+          throw failed?.[0] ?? new Error("Redis pipeline returned no replies");
+        }
+        replies = results.map(([, r]) => r as unknown[]);
+      }
+      const rejected: RecordRejection[] = [];
+      replies.forEach((reply, c) => {
+        for (let j = 2; j + 1 < reply.length; j += 2) {
+          const message = String(reply[j + 1]);
+          const word = /^[A-Z]+/.exec(message)?.[0] ?? "ERR";
+          rejected.push({
+            index: calls[c]!.indexes[Number(reply[j])]!,
+            error: new Error(message),
+            code: `REDIS_${word}`,
+          });
+        }
+      });
+      return rejected;
+    },
+    classify: classifyRedis,
+    async release() {
+      if (owned) await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+
+  const sink = new BatchingSink<R, Payload>(driver, options, { name, maxBatchRows: 1000 });
+  return Object.assign(sink, { fenceKey }) as BatchingSink<R, Payload> & RedisSink<R>;
+}
