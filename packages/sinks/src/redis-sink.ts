@@ -123,10 +123,18 @@ export interface RedisSinkOptions<R> extends BatchingOptions<R> {
   /**
    * Fencing sequence of a record: increases per partition in write order
    * (the source offset). Records sharing a partition and sequence must be
-   * written together, one after another.
-   * @defaultValue `record.offset`
+   * written together, one after another. Return `undefined` for a record
+   * without one: it is fenced by its identity instead (see `identityTtlMs`).
+   * @defaultValue `record.offset` when present, else identity fencing
    */
-  sequence?: (record: R) => number;
+  sequence?: (record: R) => number | undefined;
+  /**
+   * How long the marker of an identity-fenced record (one without a
+   * sequence, such as a window result) is kept; a replay later than this
+   * would apply again. One small key per record.
+   * @defaultValue '1d'
+   */
+  identityTtlMs?: Duration;
   /** Key (built-in modes). @defaultValue `record.key`; "leaderboard" / "results" for the leaderboard, stream and publish modes */
   key?: (record: R) => string;
   /** `hash`: the fields. @defaultValue the fields of `record.value` (objects) or `{ value }` */
@@ -164,7 +172,8 @@ interface Cmd {
 
 interface Payload {
   partition: number;
-  seq: string;
+  /** Fencing sequence, or undefined for identity fencing. */
+  seq: string | undefined;
   cmds: Cmd[];
 }
 
@@ -213,7 +222,9 @@ function numberOr(v: unknown, fallback: number): number {
  * fence and advances the fence in the same atomic step. Replays after a
  * crash or a retry after a lost reply leave Redis unchanged — also for
  * counters, `ZINCRBY`, streams and pub/sub, which are not idempotent by
- * themselves.
+ * themselves. Records without a sequence (window results carry none) are
+ * fenced by their identity instead: a marker key per record, set with
+ * `NX` in the same script, kept for `identityTtlMs`.
  *
  * @typeParam R - the record type
  * @param options - connection, write mode, keys and batching
@@ -249,8 +260,10 @@ export function createRedisSink<R>(options: RedisSinkOptions<R>): RedisSink<R> {
     throw new SinkError("SINK_INVALID_OPTIONS", "keyPrefix must be a string");
   }
   let ttlMs = 0;
+  let identityTtlMs = 0;
   try {
     ttlMs = options.ttlMs === undefined ? 0 : parseDuration(options.ttlMs, "ttlMs");
+    identityTtlMs = Math.max(1, parseDuration(options.identityTtlMs ?? "1d", "identityTtlMs"));
   } catch (err) {
     throw new SinkError("SINK_INVALID_OPTIONS", (err as Error).message, { cause: err });
   }
@@ -301,14 +314,8 @@ export function createRedisSink<R>(options: RedisSinkOptions<R>): RedisSink<R> {
     options.sequence ??
     ((r: R) => {
       const o = field<unknown>(r, "offset");
-      const n = typeof o === "string" && /^\d+$/.test(o) ? Number(o) : o;
-      if (typeof n !== "number") {
-        throw new SinkError(
-          "SINK_INVALID_RECORD",
-          "record has no offset to fence on; pass the sequence option (a number increasing per partition in write order)",
-        );
-      }
-      return n;
+      if (typeof o === "string" && /^\d+$/.test(o)) return Number(o);
+      return typeof o === "number" ? o : undefined;
     });
   const defaultKey =
     mode === "leaderboard"
@@ -375,7 +382,7 @@ export function createRedisSink<R>(options: RedisSinkOptions<R>): RedisSink<R> {
     prepare(record) {
       const partition = partitionOf(record);
       const seq = sequenceOf(record);
-      if (!Number.isSafeInteger(seq) || seq < 0) {
+      if (seq !== undefined && (!Number.isSafeInteger(seq) || seq < 0)) {
         throw new SinkError(
           "SINK_INVALID_RECORD",
           `sequence must be a non-negative safe integer; got ${seq}`,
@@ -403,9 +410,19 @@ export function createRedisSink<R>(options: RedisSinkOptions<R>): RedisSink<R> {
           ? { name: c.command, key: undefined, args: [`${keyPrefix}${c.key}`, ...args] }
           : { name: c.command, key: `${pre}${c.key}`, args };
       });
-      return { payload: { partition, seq: String(seq), cmds }, bytes };
+      const fence = seq === undefined ? undefined : String(seq);
+      return { payload: { partition, seq: fence, cmds }, bytes };
     },
     async send(batch) {
+      const keyIndexOf = (keys: string[], index: Map<string, number>, key: string): number => {
+        let k = index.get(key) ?? 0;
+        if (k === 0) {
+          keys.push(key);
+          k = keys.length;
+          index.set(key, k);
+        }
+        return k;
+      };
       const byPartition = new Map<number, number[]>();
       batch.forEach((e, i) => {
         const list = byPartition.get(e.payload.partition);
@@ -416,20 +433,16 @@ export function createRedisSink<R>(options: RedisSinkOptions<R>): RedisSink<R> {
       for (const [partition, indexes] of byPartition) {
         const keys = [fenceKey(partition)];
         const keyIndex = new Map<string, number>();
-        const argv: string[] = [String(ttlMs)];
+        const argv: string[] = [String(ttlMs), String(identityTtlMs)];
         for (const i of indexes) {
-          const p = batch[i]!.payload;
-          argv.push(p.seq, String(p.cmds.length));
+          const { payload: p, id } = batch[i]!;
+          if (p.seq !== undefined) argv.push("s", p.seq, String(p.cmds.length));
+          else {
+            const marker = keyIndexOf(keys, keyIndex, `${scope(partition)}applied:${jobId}:${id}`);
+            argv.push("i", String(marker), String(p.cmds.length));
+          }
           for (const c of p.cmds) {
-            let k = 0;
-            if (c.key !== undefined) {
-              k = keyIndex.get(c.key) ?? 0;
-              if (k === 0) {
-                keys.push(c.key);
-                k = keys.length;
-                keyIndex.set(c.key, k);
-              }
-            }
+            const k = c.key === undefined ? 0 : keyIndexOf(keys, keyIndex, c.key);
             argv.push(c.name, String(k), String(c.args.length), ...c.args);
           }
         }

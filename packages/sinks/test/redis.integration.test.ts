@@ -58,6 +58,31 @@ runSinkConformance<Rec>({
   },
 });
 
+let idPrefix = "";
+runSinkConformance<Omit<Rec, "offset">>({
+  name: "conformance: Redis with identity fencing (records without a sequence)",
+  makeSink: (hints) =>
+    createRedisSink<Omit<Rec, "offset">>({
+      url: env.redisUrl,
+      keyPrefix: idPrefix,
+      write: (r) => [{ command: "HINCRBY", key: "seen", args: [r.id, 1] }],
+      ...hints,
+    }),
+  makeRecords: (n, start) =>
+    Array.from({ length: n }, (_, i) => {
+      const { offset: _o, ...r } = rec(start + i);
+      return r;
+    }),
+  identity: (r) => r.id,
+  readBack: async () => {
+    const seen = await redis.hgetall(`${idPrefix}seen`);
+    return Object.entries(seen).flatMap(([id, n]) => Array.from({ length: Number(n) }, () => id));
+  },
+  reset: async () => {
+    idPrefix = prefix("idconf");
+  },
+});
+
 async function snapshot(p: string): Promise<Record<string, unknown>> {
   const keys = (await redis.keys(`${p}*`)).sort();
   const out: Record<string, unknown> = {};
@@ -225,13 +250,54 @@ describe("Redis sink", () => {
     expect(await redis.get(`${keyPrefix}user-2`)).toBe(String(3 + 7));
   });
 
-  it("without a sequence the record is refused with SINK_INVALID_RECORD", async () => {
-    const sink = createRedisSink<{ key: string; partition: number }>({
+  it("window results (no offset) are fenced by identity: replays change nothing, markers expire", async () => {
+    const keyPrefix = prefix("win");
+    const results = Array.from({ length: 12 }, (_, i) => ({
+      key: `user-${i % 3}`,
+      windowStart: 60_000 * Math.floor(i / 3),
+      windowEnd: 60_000 * (Math.floor(i / 3) + 1),
+      value: i + 1,
+      final: true,
+      emitSeq: 0,
+      partition: i % 2,
+      id: `${60_000 * Math.floor(i / 3)}:${60_000 * (Math.floor(i / 3) + 1)}:0:user-${i % 3}`,
+    }));
+    const run = async (records: typeof results) => {
+      const sink = createRedisSink<(typeof results)[number]>({
+        url: env.redisUrl,
+        keyPrefix,
+        write: "leaderboard",
+        scoreMode: "increment",
+        key: () => "clicks",
+        identityTtlMs: "1h",
+        maxBatchRows: 5,
+      });
+      await sink.write(records);
+      await sink.close();
+    };
+    await run(results);
+    const expected = await redis.zrange(`${keyPrefix}clicks`, 0, -1, "WITHSCORES");
+    expect(expected).toEqual(["user-0", "22", "user-1", "26", "user-2", "30"]);
+    await run(results);
+    await run([...results].reverse());
+    await run(results.slice(4, 9));
+    expect(await redis.zrange(`${keyPrefix}clicks`, 0, -1, "WITHSCORES")).toEqual(expected);
+    const markers = await redis.keys(`${keyPrefix}applied:*`);
+    expect(markers).toHaveLength(12);
+    const ttl = await redis.pttl(markers[0]!);
+    expect(ttl).toBeGreaterThan(3_500_000);
+  });
+
+  it("validates options and refuses bad sequences", async () => {
+    const sink = createRedisSink<{ key: string; partition: number; offset: number }>({
       url: env.redisUrl,
-      keyPrefix: prefix("noseq"),
+      keyPrefix: prefix("badseq"),
       write: "counter",
     });
-    await expect(sink.write([{ key: "k", partition: 0 }])).rejects.toMatchObject({
+    await expect(sink.write([{ key: "k", partition: 0, offset: -1 }])).rejects.toMatchObject({
+      code: "SINK_INVALID_RECORD",
+    });
+    await expect(sink.write([{ key: "k", partition: -1, offset: 1 }])).rejects.toMatchObject({
       code: "SINK_INVALID_RECORD",
     });
     await sink.close();
@@ -239,6 +305,9 @@ describe("Redis sink", () => {
       expect.objectContaining({ code: "SINK_INVALID_OPTIONS" }),
     );
     expect(() => createRedisSink({ write: "counter" })).toThrow(
+      expect.objectContaining({ code: "SINK_INVALID_OPTIONS" }),
+    );
+    expect(() => createRedisSink({ url: env.redisUrl, write: "counter", jobId: "a{b}" })).toThrow(
       expect.objectContaining({ code: "SINK_INVALID_OPTIONS" }),
     );
   });
