@@ -293,8 +293,8 @@ export const metricCatalog: readonly MetricDefinition[] = [
     "sink_failures_total",
     "counter",
     "sluice:sink:batch",
-    ["sink", "name"],
-    "Sink batch writes that failed.",
+    ["sink", "name", "code"],
+    "Sink batch writes that failed, by error code.",
   ),
   def(
     "sink_failed_rows_total",

@@ -385,7 +385,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
       sinkSeen.set(key, labels);
       histogram("sink_batch_duration_seconds").observe(labels, durationMs / 1000);
       if (failed(msg)) {
-        counter("sink_failures_total").inc(labels);
+        counter("sink_failures_total").inc({ ...labels, code: guard.errorCode(msg.error) });
         counter("sink_failed_rows_total").inc(labels, rows);
         if (!sinkFailingSince.has(key)) sinkFailingSince.set(key, { sink, name, since: now() });
         return;

@@ -305,7 +305,7 @@ describe("createMetrics", () => {
       ...s,
       rows: 80,
       durationMs: 5000,
-      error: new Error("ECONNREFUSED"),
+      error: "ECONNREFUSED", // sinks publish the classified error code
     });
     clock += 12_000;
     publish(channels.sinkRetry, { ...s, attempt: 1, delayMs: 100, code: "SINK_UNAVAILABLE" });
@@ -317,7 +317,9 @@ describe("createMetrics", () => {
     publish(channels.sinkDlq, { ...s, count: 3, code: "SINK_REJECTED" });
     expect(await sample(registry, "sluice_sink_rows_total", s)).toBe(600);
     expect(await sample(registry, "sluice_sink_bytes_total", s)).toBe(20_000);
-    expect(await sample(registry, "sluice_sink_failures_total", s)).toBe(1);
+    expect(
+      await sample(registry, "sluice_sink_failures_total", { ...s, code: "ECONNREFUSED" }),
+    ).toBe(1);
     expect(await sample(registry, "sluice_sink_failed_rows_total", s)).toBe(80);
     expect(
       await sample(
