@@ -7,7 +7,7 @@
  * @since 0.1.0
  */
 export interface ChangelogMutation {
-  /** Entry identity within the partition (type byte + key [+ window start]). */
+  /** Entry identity: partition (4 bytes) + type byte + key [+ window start]; equal to its LevelDB key. */
   readonly key: Buffer;
   /** Stored bytes, or `null` when the entry was deleted. */
   readonly value: Buffer | null;

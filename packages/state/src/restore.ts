@@ -137,7 +137,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
         signal: opts.signal,
         onRecords: async (recs: ChangelogRecord[]) => {
           for (const r of recs) {
-            if (r.key[0] === T_META && r.value !== null) {
+            if (r.key[4] === T_META && r.value !== null) {
               lastMeta = JSON.parse(r.value.toString("utf8")) as typeof lastMeta;
             }
           }

@@ -19,13 +19,11 @@ import {
   readTime,
   T_INDEX,
   T_KV,
-  T_META,
   T_WINDOW,
   windowCacheKey,
   windowKey,
   windowKeyPrefix,
   windowValue,
-  withPartition,
   writeTime,
 } from "./internal/keys.js";
 import { StateError } from "./state-error.js";
@@ -180,6 +178,7 @@ export interface StateStoreStats {
 export type OpenedFrom = "new" | "existing" | "reset-after-corruption";
 
 const ABSENT: Buffer = Buffer.alloc(0);
+const RESOLVED: Promise<void> = Promise.resolve();
 const EMPTY: Buffer = Buffer.alloc(0);
 const FORMAT = 1;
 const CHECKPOINT_META = "checkpoint";
@@ -193,7 +192,9 @@ interface Part {
   handle: PartitionState<unknown> | undefined;
 }
 
-type BatchOp = { type: "put"; key: Buffer; value: Buffer } | { type: "del"; key: Buffer };
+type BatchOp =
+  | { type: "put"; key: Buffer; value: Buffer }
+  | { type: "del"; key: Buffer; value?: null };
 
 function resolveCodec<V>(codec: StateStoreOptions<V>["codec"]): ValueCodec<V> {
   if (codec === undefined || codec === "json") return jsonCodec as ValueCodec<V>;
@@ -302,6 +303,7 @@ export class PartitionState<V = unknown> {
     private readonly store: StateStore<V>,
     /** The source partition. */
     readonly partition: number,
+    private readonly part: Part,
   ) {}
 
   /**
@@ -332,9 +334,14 @@ export class PartitionState<V = unknown> {
    * ```
    */
   put(key: string, value: V): Promise<void> {
+    // hot path: one Map.set, no allocation
+    if (this.store.status === "open" && typeof key === "string" && value !== undefined) {
+      this.part.dirty.kv.set(key, value);
+      return RESOLVED;
+    }
     try {
       this.store._put(this.partition, key, value);
-      return Promise.resolve();
+      return RESOLVED;
     } catch (err) {
       return Promise.reject(err);
     }
@@ -730,7 +737,7 @@ export class StateStore<V = unknown> {
   partition(partition: number): PartitionState<V> {
     this.assertOpen();
     const part = this.part(checkPartition(partition));
-    part.handle ??= new PartitionState<V>(this, partition) as PartitionState<unknown>;
+    part.handle ??= new PartitionState<V>(this, partition, part) as PartitionState<unknown>;
     return part.handle as PartitionState<V>;
   }
 
@@ -783,50 +790,52 @@ export class StateStore<V = unknown> {
     part.pending = changes;
     try {
       const ops: BatchOp[] = [];
+      // Each entry's batch operation doubles as its changelog mutation
+      // ({ key, value }; LevelDB clones operations, it never mutates them).
       const mutations: ChangelogMutation[] = [];
-      const cacheUpdates: Array<[string, Buffer]> = [];
-      const codec = this.codec;
+      // Stored bytes per changed entry, in iteration order, for the cache.
+      const stored: Buffer[] = [];
       for (const [key, value] of changes.kv) {
         const k = kvKey(p, key);
-        const ck = kvCacheKey(p, key);
+        let op: BatchOp & ChangelogMutation;
         if (value === TOMBSTONE) {
-          ops.push({ type: "del", key: k });
-          mutations.push({ key: k.subarray(4), value: null });
-          cacheUpdates.push([ck, ABSENT]);
+          op = { type: "del", key: k, value: null };
+          stored.push(ABSENT);
         } else {
           const bytes = this.encode(value as V, key);
           const buf = Buffer.isBuffer(bytes)
             ? bytes
             : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
-          ops.push({ type: "put", key: k, value: buf });
-          mutations.push({ key: k.subarray(4), value: buf });
-          cacheUpdates.push([ck, buf]);
+          op = { type: "put", key: k, value: buf };
+          stored.push(buf);
         }
+        ops.push(op);
+        mutations.push(op);
       }
       if (changes.windowCount > 0) {
         await this.resolveBaseEnds(p, changes);
         for (const [key, byStart] of changes.windows) {
           for (const w of byStart.values()) {
             const k = windowKey(p, key, w.start);
-            const ck = windowCacheKey(p, key, w.start);
             if (w.staleEnds) {
               for (const end of w.staleEnds) {
                 if (w.value === TOMBSTONE || end !== w.end) {
-                  ops.push({ type: "del", key: indexKey(p, end, w.start, key) });
+                  ops.push({ type: "del", key: indexKey(p, end, w.start, key), value: null });
                 }
               }
             }
+            let op: BatchOp & ChangelogMutation;
             if (w.value === TOMBSTONE) {
-              ops.push({ type: "del", key: k });
-              mutations.push({ key: k.subarray(4), value: null });
-              cacheUpdates.push([ck, ABSENT]);
+              op = { type: "del", key: k, value: null };
+              stored.push(ABSENT);
             } else {
-              const raw = windowValue(w.end, codec.encode(w.value as V));
-              ops.push({ type: "put", key: k, value: raw });
+              const raw = windowValue(w.end, this.encode(w.value as V, key));
+              op = { type: "put", key: k, value: raw };
               ops.push({ type: "put", key: indexKey(p, w.end, w.start, key), value: EMPTY });
-              mutations.push({ key: k.subarray(4), value: raw });
-              cacheUpdates.push([ck, raw]);
+              stored.push(raw);
             }
+            ops.push(op);
+            mutations.push(op);
           }
         }
       }
@@ -834,7 +843,7 @@ export class StateStore<V = unknown> {
         JSON.stringify({ sourceOffset: opts.sourceOffset, streamTime: opts.streamTime }),
       );
       const mk = metaKey(p, CHECKPOINT_META);
-      mutations.push({ key: mk.subarray(4), value: metaForChangelog });
+      mutations.push({ key: mk, value: metaForChangelog });
       let changelogOffset = opts.changelogOffset;
       if (this.writer) {
         try {
@@ -865,7 +874,7 @@ export class StateStore<V = unknown> {
         );
       }
       this.epoch++;
-      for (const [ck, buf] of cacheUpdates) this.cache.set(ck, buf);
+      this.cacheCheckpointed(p, changes, stored);
       part.pending = undefined;
       this.lastCheckpointAt = Date.now();
       return mutations;
@@ -880,6 +889,39 @@ export class StateStore<V = unknown> {
           cause: err,
         },
       );
+    }
+  }
+
+  /**
+   * Moves a checkpoint's entries into the read cache as clean entries. When
+   * they exceed the cache, only the most recently changed ones that fit are
+   * cached (the others would be evicted at once); the rest lose any stale
+   * cached version.
+   */
+  private cacheCheckpointed(p: number, changes: PartitionChanges, stored: Buffer[]): void {
+    const max = this.cache.maxSize;
+    let budget = max;
+    let first = stored.length;
+    while (first > 0) {
+      const size = stored[first - 1]!.length + 96;
+      if (size > budget) break;
+      budget -= size;
+      first--;
+    }
+    let i = 0;
+    for (const key of changes.kv.keys()) {
+      const ck = kvCacheKey(p, key);
+      if (i >= first) this.cache.set(ck, stored[i]!);
+      else this.cache.delete(ck);
+      i++;
+    }
+    for (const [key, byStart] of changes.windows) {
+      for (const start of byStart.keys()) {
+        const ck = windowCacheKey(p, key, start);
+        if (i >= first) this.cache.set(ck, stored[i]!);
+        else this.cache.delete(ck);
+        i++;
+      }
     }
   }
 
@@ -1467,20 +1509,37 @@ export class StateStore<V = unknown> {
     delta: boolean,
   ): Promise<void> {
     this.assertOpen();
-    // Only the last version of each entry in this slice matters.
-    const latest = new Map<string, { key: Buffer; value: Buffer | null }>();
-    for (const r of records) {
-      if (r.key[0] === T_META) continue; // restore writes its own checkpoint metadata
-      latest.set(r.key.toString("latin1"), r);
-    }
     const ops: BatchOp[] = [];
+    // Windows: only the last version in this slice counts (each version would
+    // otherwise leave an index entry). Key-value records go in log order.
+    let windows: Map<string, { key: Buffer; value: Buffer | null }> | undefined;
+    for (const r of records) {
+      const k = r.key;
+      if (k.length < 5 || k.readUInt32BE(0) !== p) {
+        throw new StateError(
+          "STATE_RESTORE_FAILED",
+          `changelog partition ${p} holds a record of another partition or format (key ${k.toString("hex").slice(0, 40)}); is the topic shared with another store?`,
+        );
+      }
+      const type = k[4];
+      if (type === T_KV) {
+        ops.push(
+          r.value === null ? { type: "del", key: k } : { type: "put", key: k, value: r.value },
+        );
+      } else if (type === T_WINDOW) {
+        windows ??= new Map();
+        windows.set(k.toString("latin1"), r);
+      }
+      // T_META: restore writes its own checkpoint metadata
+    }
     const windowKeys: Buffer[] = [];
-    for (const r of latest.values()) {
-      const k = withPartition(p, r.key);
-      if (r.key[0] === T_WINDOW) windowKeys.push(k);
-      if (r.value === null) ops.push({ type: "del", key: k });
-      else ops.push({ type: "put", key: k, value: r.value });
-      if (r.key[0] === T_WINDOW && r.value !== null) {
+    for (const r of windows?.values() ?? []) {
+      const k = r.key;
+      windowKeys.push(k);
+      if (r.value === null) {
+        ops.push({ type: "del", key: k });
+      } else {
+        ops.push({ type: "put", key: k, value: r.value });
         const { key, start } = parseWindowKey(k);
         ops.push({ type: "put", key: indexKey(p, readTime(r.value, 0), start, key), value: EMPTY });
       }

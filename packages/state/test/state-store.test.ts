@@ -78,7 +78,8 @@ describe("key-value state", () => {
       streamTime: 60,
       changelogOffset: 4,
     });
-    const byKey = new Map(muts.map((m) => [m.key.toString("latin1"), m.value]));
+    const byKey = new Map(muts.map((m) => [m.key.subarray(4).toString("latin1"), m.value]));
+    expect(muts.every((m) => m.key.readUInt32BE(0) === 2)).toBe(true);
     expect(byKey.get("\u0001x")).toBeNull();
     expect(byKey.get("\u0001y")?.toString()).toBe("3");
     expect(JSON.parse(byKey.get("\u0000checkpoint")!.toString())).toEqual({
@@ -252,6 +253,11 @@ describe("cache", () => {
     await p.get("key-499");
     const s3 = await store.stats();
     expect(s3.cacheHits).toBe(s2.cacheHits + 1);
+    // a checkpoint larger than the cache must not leave stale versions cached
+    expect(await p.get("key-0")).toBe("v".repeat(100) + 0);
+    for (let i = 0; i < 500; i++) await p.put(`key-${i}`, `new-${i}`);
+    await store.checkpoint({ partition: 0, sourceOffset: 2, streamTime: 0 });
+    for (let i = 0; i < 500; i++) expect(await p.get(`key-${i}`)).toBe(`new-${i}`);
     await store.close();
   });
 

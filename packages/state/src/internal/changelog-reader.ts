@@ -1,8 +1,9 @@
 // The package's Kafka adapter for reading: replays one partition of a topic
 // between two offsets with kafkajs. kafkajs has no manual assignment, so a
-// throw-away consumer group is used: its offsets are set before it joins
-// (the wanted partition at `from`, every other partition at its end), it
-// reads read_committed, and it is deleted afterwards.
+// throw-away consumer group is used: it seeks the wanted partition to `from`
+// as soon as it runs (records before `from` that an earlier fetch may return
+// are skipped), pauses every other partition, reads read_committed, and is
+// deleted afterwards.
 import { randomBytes } from "node:crypto";
 import type { Admin, Kafka } from "kafkajs";
 
@@ -22,6 +23,8 @@ export async function partitionOffsets(
   topic: string,
   partition: number,
 ): Promise<{ target: PartitionOffsets; all: Array<{ partition: number; high: string }> }> {
+  // fail fast on a missing topic (kafkajs would retry for seconds)
+  if (!(await admin.listTopics()).includes(topic)) throw new Error(`topic ${topic} does not exist`);
   const offsets = await admin.fetchTopicOffsets(topic);
   const o = offsets.find((x) => x.partition === partition);
   if (o === undefined) {
@@ -52,24 +55,17 @@ export async function readPartition(args: {
 }): Promise<void> {
   const { kafka, admin, topic, partition, from, to } = args;
   const groupId = `sluice-state-restore-${topic}-${partition}-${randomBytes(6).toString("hex")}`;
-  await admin.setOffsets({
-    groupId,
-    topic,
-    partitions: args.others.map((o) => ({
-      partition: o.partition,
-      offset: o.partition === partition ? from.toString() : o.high,
-    })),
-  });
   const consumer = kafka.consumer({
     groupId,
     readUncommitted: false,
-    maxBytesPerPartition: 16 * 1024 * 1024,
+    maxBytesPerPartition: 4 * 1024 * 1024,
     maxBytes: 32 * 1024 * 1024,
     maxWaitTimeInMs: 200,
     sessionTimeout: 30_000,
     retry: { retries: 5 },
   });
   let next = from;
+  let applying: Promise<void> = Promise.resolve();
   let settle!: (err?: unknown) => void;
   const done = new Promise<void>((resolve, reject) => {
     settle = (err) => (err === undefined ? resolve() : reject(err));
@@ -110,13 +106,20 @@ export async function readPartition(args: {
           records.push({ offset, key: m.key, value: m.value });
         }
         if (records.length > 0) {
-          await args.onRecords(records);
           next = records[records.length - 1]!.offset + 1n;
+          // one slice is written while kafkajs fetches the next
+          await applying;
+          applying = args.onRecords(records);
+          applying.catch(settle);
         }
         await heartbeat();
       },
     });
+    consumer.seek({ topic, partition, offset: from.toString() });
+    const others = args.others.map((o) => o.partition).filter((n) => n !== partition);
+    if (others.length > 0) consumer.pause([{ topic, partitions: others }]);
     await done;
+    await applying;
   } finally {
     clearTimeout(timer);
     args.signal?.removeEventListener("abort", onAbort);

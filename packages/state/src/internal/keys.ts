@@ -7,8 +7,8 @@
 //   0x03 index     P 03 <end:8><start:8><utf8 key>     -> (empty)
 // Timestamps are 8-byte big-endian with the sign bit flipped, so byte order
 // equals numeric order for every safe integer, negative ones included.
-// The changelog key of an entry is its LevelDB key without the partition
-// prefix (the changelog partition is the source partition).
+// The changelog key of an entry is its LevelDB key, partition included (the
+// changelog partition is the source partition, so restore writes it as is).
 
 export const T_META = 0x00;
 export const T_KV = 0x01;
@@ -117,14 +117,6 @@ export function windowValue(end: number, encoded: Uint8Array): Buffer {
   const b = Buffer.allocUnsafe(8 + encoded.length);
   writeTime(b, 0, end);
   b.set(encoded, 8);
-  return b;
-}
-
-/** Prepends the partition prefix to a changelog key. */
-export function withPartition(partition: number, changelogKey: Buffer): Buffer {
-  const b = Buffer.allocUnsafe(4 + changelogKey.length);
-  b.writeUInt32BE(partition >>> 0, 0);
-  changelogKey.copy(b, 4);
   return b;
 }
 
