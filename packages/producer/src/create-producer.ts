@@ -169,12 +169,16 @@ export interface Producer<T> {
 
 interface Pending {
   topic: string;
-  message: OutgoingMessage;
+  /** The event until it is encoded (then undefined). */
+  event: unknown;
+  traceparent: string | undefined;
+  message: OutgoingMessage | undefined;
   key: Buffer | null;
   size: number;
   dlq: boolean;
   seq: number;
   at: number;
+  promise: Promise<SendResult>;
   resolve: (r: SendResult) => void;
   reject: (e: unknown) => void;
 }
@@ -196,6 +200,7 @@ interface InFlight {
 
 const MAX_REQUEST_BYTES = 16 * 1024 * 1024;
 const RECORD_OVERHEAD = 70;
+const PUMP_CHUNK = 2000;
 
 function invalidOption(message: string): ProducerError {
   return new ProducerError("PRODUCER_INVALID_OPTIONS", message);
@@ -401,95 +406,110 @@ export function createProducer<T>(options: ProducerOptions<T>): Producer<T> {
     event: T,
     value: Buffer,
     key: Buffer | null,
+    traceparent: string | undefined,
     extra?: Record<string, string>,
-  ) {
+  ): OutgoingMessage {
     const time = eventTimeOf(event) ?? Date.now();
     const headers: Record<string, string> = {
       [HEADERS.contentType]: JSON_CONTENT_TYPE,
-      [HEADERS.subject]: schema.subject,
       [HEADERS.eventTime]: String(time),
     };
+    // kafkajs allocates a buffer per header, so only what a reader needs:
+    // the schema id once registered (the subject is then implied).
     if (schema.id !== undefined) headers[HEADERS.schemaId] = String(schema.id);
-    if (withTrace) {
-      const tp = activeTraceparent();
-      if (tp) headers[HEADERS.traceparent] = tp;
-    }
+    if (traceparent) headers[HEADERS.traceparent] = traceparent;
     if (extra) Object.assign(headers, extra);
     return { partition: -1, key, value, headers, timestamp: String(Math.trunc(time)) };
   }
 
-  function dlqPending(event: T, err: SchemaError, key: Buffer | null): Pending | undefined {
-    let raw: string | undefined;
-    try {
-      raw = JSON.stringify(event);
-    } catch {
-      raw = undefined;
-    }
-    const value = Buffer.from(raw ?? String(event), "utf8");
-    const message = buildMessage(event, value, key, {
-      [HEADERS.errorCode]: err.code,
-      [HEADERS.errorMessage]: err.message.slice(0, 1000),
-      [HEADERS.errorSource]: topic,
-    });
-    return makePending(dlqTopic, message, key, true);
-  }
-
-  function makePending(
-    t: string,
-    message: OutgoingMessage,
-    key: Buffer | null,
-    dlq: boolean,
-  ): Pending {
+  function newPending(event: T): Pending {
     let resolve!: (r: SendResult) => void;
     let reject!: (e: unknown) => void;
     const promise = new Promise<SendResult>((res, rej) => {
       resolve = res;
       reject = rej;
     });
-    const size = message.value.byteLength + (key?.byteLength ?? 0) + RECORD_OVERHEAD;
-    const p: Pending = {
-      topic: t,
-      message,
-      key,
-      size,
-      dlq,
+    unsettled++;
+    return {
+      topic,
+      event,
+      traceparent: withTrace ? activeTraceparent() : undefined,
+      message: undefined,
+      key: null,
+      size: 0,
+      dlq: false,
       seq: ++seq,
       at: Date.now(),
+      promise,
       resolve,
       reject,
     };
-    (p as Pending & { promise: Promise<SendResult> }).promise = promise;
-    unsettled++;
-    return p;
   }
 
-  function send(event: T): Promise<SendResult> {
-    if (status === "closing" || status === "closed") return Promise.reject(closedError());
+  /** Validates and encodes; false when the send was rejected (invalid event, 'reject' mode). */
+  function prepare(p: Pending): boolean {
+    const event = p.event as T;
+    p.event = undefined;
     let key: Buffer | null;
     try {
       key = keyOf(event);
     } catch {
       key = null;
     }
-    let value: Buffer;
-    let pending: Pending | undefined;
+    p.key = key;
     try {
-      value = schema.encode(event);
+      let value = schema.encode(event);
       if (framing === "confluent") value = frameConfluent(schema.id!, value);
-      pending = makePending(topic, buildMessage(event, value, key), key, false);
+      p.message = buildMessage(event, value, key, p.traceparent);
     } catch (err) {
-      if (!SchemaError.isInstance(err)) return Promise.reject(err);
+      if (!SchemaError.isInstance(err)) {
+        failPending(p, err);
+        return false;
+      }
       const dlq = onInvalid === "dlq";
       if (invalidChannel.hasSubscribers) invalidChannel.publish({ topic, code: err.code, dlq });
-      if (!dlq) return Promise.reject(err);
-      pending = dlqPending(event, err, key);
+      if (!dlq) {
+        failPending(p, err);
+        return false;
+      }
+      let raw: string | undefined;
+      try {
+        raw = JSON.stringify(event);
+      } catch {
+        raw = undefined;
+      }
+      p.topic = dlqTopic;
+      p.dlq = true;
+      p.message = buildMessage(
+        event,
+        Buffer.from(raw ?? String(event), "utf8"),
+        key,
+        p.traceparent,
+        {
+          [HEADERS.errorCode]: err.code,
+          [HEADERS.errorMessage]: err.message.slice(0, 1000),
+          [HEADERS.errorSource]: topic,
+        },
+      );
     }
-    const p = pending!;
-    const promise = (p as Pending & { promise: Promise<SendResult> }).promise;
-    if (waitingHead === waiting.length && tryEnqueue(p)) return promise;
+    p.size = p.message.value.byteLength + (key?.byteLength ?? 0) + RECORD_OVERHEAD;
+    return true;
+  }
+
+  function send(event: T): Promise<SendResult> {
+    if (status === "closing" || status === "closed") return Promise.reject(closedError());
+    const p = newPending(event);
+    if (waitingHead === waiting.length) {
+      // Nothing waits ahead of this send: take the fast path when there is room.
+      if (!prepare(p)) return p.promise;
+      if (tryEnqueue(p)) return p.promise;
+    }
+    // Later sends wait behind earlier ones (call order = partition order);
+    // they are validated and encoded only when their turn comes, so memory
+    // held for waiting sends is the caller's events, not encoded copies.
     waiting.push(p);
-    pump();
-    return promise;
+    schedulePump();
+    return p.promise;
   }
 
   /** Enqueues when metadata is known and there is room; false to wait. */
@@ -521,7 +541,8 @@ export function createProducer<T>(options: ProducerOptions<T>): Producer<T> {
       );
       return true;
     }
-    p.message.partition = partition;
+    const message = p.message!;
+    message.partition = partition;
     const qk = `${p.topic}\u0000${partition}`;
     let q = queues.get(qk);
     if (!q) {
@@ -548,9 +569,34 @@ export function createProducer<T>(options: ProducerOptions<T>): Producer<T> {
     p.reject(err);
   }
 
+  let pumpScheduled = false;
+  function schedulePump() {
+    if (pumpScheduled) return;
+    pumpScheduled = true;
+    setImmediate(() => {
+      pumpScheduled = false;
+      pump();
+    });
+  }
+
+  /**
+   * Admits waiting sends in call order, a bounded chunk per turn of the event
+   * loop, so that encoding overlaps with the request in flight.
+   */
   function pump() {
+    let budget = PUMP_CHUNK;
     while (waitingHead < waiting.length) {
       const p = waiting[waitingHead]!;
+      if (p.message === undefined) {
+        if (budget-- <= 0) {
+          schedulePump();
+          break;
+        }
+        if (!prepare(p)) {
+          waitingHead++;
+          continue;
+        }
+      }
       if (!partitionCounts.has(p.topic)) {
         const until = missingUntil.get(p.topic);
         if (until !== undefined && until > Date.now()) {
@@ -576,11 +622,11 @@ export function createProducer<T>(options: ProducerOptions<T>): Producer<T> {
       if (!tryEnqueue(p)) break;
       waitingHead++;
     }
-    if (waitingHead > 1024 && waitingHead * 2 > waiting.length) {
-      waiting.splice(0, waitingHead);
-      waitingHead = 0;
-    } else if (waitingHead === waiting.length) {
+    if (waitingHead === waiting.length) {
       waiting.length = 0;
+      waitingHead = 0;
+    } else if (waitingHead > 4096 && waitingHead * 2 > waiting.length) {
+      waiting.splice(0, waitingHead);
       waitingHead = 0;
     }
     if (waitingHead < waiting.length && !inFlight && queuedCount > 0) startRequest();
@@ -666,7 +712,7 @@ export function createProducer<T>(options: ProducerOptions<T>): Producer<T> {
         tb = { topic: q.topic, messages: [] };
         byTopic.set(q.topic, tb);
       }
-      for (const p of items) tb.messages.push(p.message);
+      for (const p of items) tb.messages.push(p.message!);
     }
     const batches = [...byTopic.values()];
     let attempt = 0;
