@@ -52,7 +52,7 @@ export function fromClickHouseClient(client: ClickHouseClient, owned = false): C
       const target = database === undefined ? `\`${table}\`` : `\`${database}\`.\`${table}\``;
       const result = await client.exec({
         query: `INSERT INTO ${target} FORMAT JSONEachRow`,
-        values: Readable.from([Buffer.from(body)]),
+        values: Readable.from([body], { objectMode: false }),
         clickhouse_settings: settings,
       });
       result.stream.resume();

@@ -54,6 +54,12 @@ export interface ClickHouseSinkOptions<R> extends BatchingOptions<R> {
   keepAliveIdleMs?: Duration;
   /** With `url`: HTTP request timeout. @defaultValue '30s' */
   requestTimeoutMs?: Duration;
+  /**
+   * Inserts in flight at once. Acknowledgements (and so `flush`) still
+   * follow write order; every batch keeps its own deduplication token.
+   * @defaultValue 2
+   */
+  maxInFlightBatches?: number;
   /** Extra settings sent with every insert, e.g. `{ date_time_input_format: "best_effort" }`. */
   insertSettings?: Record<string, string | number>;
 }
@@ -72,9 +78,8 @@ export interface ClickHouseSink<R> extends DisposableSink<R> {
   readonly bufferedRows: number;
 }
 
-interface Payload {
-  line: string;
-}
+/** A record's JSONEachRow line. */
+type Payload = string;
 
 /**
  * Creates a sink that batches records into JSONEachRow inserts on a
@@ -153,9 +158,18 @@ export function createClickHouseSink<R>(options: ClickHouseSinkOptions<R>): Clic
   const toRow = options.toRow ?? ((r: R) => r as unknown as Record<string, unknown>);
   const insertSettings = { ...(options.insertSettings ?? {}) };
   let features: ClickHouseFeatures | undefined;
+  let detecting: Promise<ClickHouseFeatures> | undefined;
 
+  const maxInFlight = options.maxInFlightBatches ?? 2;
+  if (!Number.isInteger(maxInFlight) || maxInFlight < 1 || maxInFlight > 16) {
+    throw new SinkError(
+      "SINK_INVALID_OPTIONS",
+      `maxInFlightBatches must be an integer from 1 to 16; got ${JSON.stringify(maxInFlight)}`,
+    );
+  }
   const driver: SinkDriver<R, Payload> = {
     kind: "clickhouse",
+    maxInFlight,
     prepare(record) {
       let line: string;
       try {
@@ -172,11 +186,15 @@ export function createClickHouseSink<R>(options: ClickHouseSinkOptions<R>): Clic
       if (typeof line !== "string" || !line.startsWith("{")) {
         throw new SinkError("SINK_INVALID_RECORD", "toRow must return an object");
       }
-      return { payload: { line }, bytes: line.length + 1 };
+      return line;
     },
+    sizeOf: (line) => line.length + 1,
     async send(batch) {
       if (!features) {
-        features = await detectClickHouseFeatures(executor);
+        detecting ??= detectClickHouseFeatures(executor).finally(() => {
+          detecting = undefined;
+        });
+        features = await detecting;
         if (dedup === "require" && !features.deduplicationToken) {
           throw new SinkError(
             "SINK_UNSUPPORTED",
@@ -189,8 +207,9 @@ export function createClickHouseSink<R>(options: ClickHouseSinkOptions<R>): Clic
         settings.insert_deduplicate = 1;
         settings.insert_deduplication_token = batchToken(batch.map((e) => e.id));
       }
-      let body = "";
-      for (const e of batch) body += `${e.payload.line}\n`;
+      const lines = new Array<string>(batch.length);
+      for (let i = 0; i < batch.length; i++) lines[i] = batch[i]!.payload;
+      const body = `${lines.join("\n")}\n`;
       await executor.insertJsonEachRow({
         table: options.table,
         ...(options.database === undefined ? {} : { database: options.database }),

@@ -171,6 +171,7 @@ interface Cmd {
 }
 
 interface Payload {
+  bytes: number;
   partition: number;
   /** Fencing sequence, or undefined for identity fencing. */
   seq: string | undefined;
@@ -411,8 +412,9 @@ export function createRedisSink<R>(options: RedisSinkOptions<R>): RedisSink<R> {
           : { name: c.command, key: `${pre}${c.key}`, args };
       });
       const fence = seq === undefined ? undefined : String(seq);
-      return { payload: { partition, seq: fence, cmds }, bytes };
+      return { bytes, partition, seq: fence, cmds };
     },
+    sizeOf: (p) => p.bytes,
     async send(batch) {
       const keyIndexOf = (keys: string[], index: Map<string, number>, key: string): number => {
         let k = index.get(key) ?? 0;

@@ -25,9 +25,9 @@ function memorySink(store: MemoryStore, options: BatchingOptions<Rec> = {}) {
     prepare(record) {
       if (typeof record.v !== "number")
         throw new SinkError("SINK_INVALID_RECORD", "v must be a number");
-      const payload = JSON.stringify(record);
-      return { payload, bytes: payload.length };
+      return JSON.stringify(record);
     },
+    sizeOf: (payload) => payload.length,
     async send(batch) {
       store.sends++;
       await Promise.resolve();
@@ -225,6 +225,43 @@ describe("BatchingSink", () => {
     await sink.flush();
     expect((batches as Array<{ rows: number }>).every((b) => b.rows <= 2)).toBe(true);
     expect(store.rows).toHaveLength(4);
+    await sink.close();
+  });
+
+  it("with several batches in flight, acknowledgements follow write order", async () => {
+    const sent: string[] = [];
+    const gates: Array<() => void> = [];
+    const driver: SinkDriver<Rec, string> = {
+      kind: "memory",
+      maxInFlight: 2,
+      prepare: (r) => r.id,
+      sizeOf: () => 1,
+      async send(batch) {
+        sent.push(batch.map((e) => e.id).join(","));
+        await new Promise<void>((resolve) => gates.push(resolve));
+        return undefined;
+      },
+      classify: () => ({ retryable: false, code: "X" }),
+      async release() {},
+    };
+    const sink = new BatchingSink(driver, { maxBatchRows: 2 }, { name: "m", maxBatchRows: 2 });
+    await sink.write(recs(6));
+    expect(sent).toEqual(["r0,r1", "r2,r3"]); // two in flight, the third waits for a slot
+    let flushed = false;
+    const flush = sink.flush().then(() => {
+      flushed = true;
+    });
+    gates[1]!(); // the second batch finishes first
+    await new Promise((r) => setTimeout(r, 5));
+    expect(sink.bufferedRows).toBe(6); // nothing acknowledged while the first is pending
+    expect(sent).toEqual(["r0,r1", "r2,r3", "r4,r5"]);
+    gates[0]!();
+    await new Promise((r) => setTimeout(r, 5));
+    expect(sink.bufferedRows).toBe(2);
+    expect(flushed).toBe(false);
+    gates[2]!();
+    await flush;
+    expect(sink.bufferedRows).toBe(0);
     await sink.close();
   });
 

@@ -27,8 +27,15 @@ export interface Classified {
 /** The destination-specific half of a sink. */
 export interface SinkDriver<R, P> {
   readonly kind: string;
+  /**
+   * Batches sent concurrently. Acknowledgements still advance in write
+   * order. Must be 1 where order matters (sequence fencing). @defaultValue 1
+   */
+  readonly maxInFlight?: number;
   /** Encodes one record; throws `SINK_INVALID_RECORD` when it cannot. */
-  prepare(record: R, id: string): { payload: P; bytes: number };
+  prepare(record: R, id: string): P;
+  /** Approximate encoded size of a prepared record. */
+  sizeOf(payload: P): number;
   /**
    * Sends one batch; resolves when the destination acknowledged it. May
    * return records the destination refused individually while applying the
@@ -113,7 +120,9 @@ export class BatchingSink<R, P> implements DisposableSink<R> {
   #flushTarget = 0;
   #timer: NodeJS.Timeout | undefined;
   #timerFired = false;
-  #running = false;
+  readonly #maxInFlight: number;
+  readonly #pending: Array<{ rows: number; done: boolean }> = [];
+  #active = 0;
   #failure: Error | undefined;
   #flushWaiters: Waiter[] = [];
   #spaceWaiters: Array<() => void> = [];
@@ -140,6 +149,7 @@ export class BatchingSink<R, P> implements DisposableSink<R> {
         }
         return id;
       });
+    this.#maxInFlight = driver.maxInFlight ?? 1;
     this.#maxBatchRows = positiveInt(options.maxBatchRows, "maxBatchRows", defaults.maxBatchRows);
     this.#maxBatchBytes = positiveInt(options.maxBatchBytes, "maxBatchBytes", 8 * 1024 * 1024);
     this.#maxDelayMs = wrapDuration(options.maxDelayMs, "maxDelayMs", 1000);
@@ -185,14 +195,19 @@ export class BatchingSink<R, P> implements DisposableSink<R> {
     if (!Array.isArray(records)) {
       throw new SinkError("SINK_INVALID_RECORD", "write expects an array of records");
     }
-    const invalid: DeadLetter<R>[] = [];
-    const entries: Entry<R, P>[] = [];
+    // Hot path: one Entry per record, pushed straight into the buffer; on an
+    // invalid record without a dead-letter handler the whole call is undone.
+    const start = this.#buffer.length;
+    const startBytes = this.#bufferBytes;
+    let invalid: DeadLetter<R>[] | undefined;
     for (const record of records) {
       let id = "";
       try {
         id = this.#identity(record);
-        const { payload, bytes } = this.#driver.prepare(record, id);
-        entries.push({ record, id, bytes, payload });
+        const payload = this.#driver.prepare(record, id);
+        const bytes = this.#driver.sizeOf(payload);
+        this.#buffer.push({ record, id, bytes, payload });
+        this.#bufferBytes += bytes;
       } catch (err) {
         const error = SinkError.isInstance(err)
           ? err
@@ -201,17 +216,19 @@ export class BatchingSink<R, P> implements DisposableSink<R> {
               `record cannot be encoded: ${(err as Error).message}`,
               { cause: err },
             );
-        if (!this.#deadLetter) throw error;
+        if (!this.#deadLetter) {
+          this.#buffer.length = start;
+          this.#bufferBytes = startBytes;
+          throw error;
+        }
+        if (!invalid) invalid = [];
         invalid.push({ record, id, error, code: error.code });
       }
     }
-    if (invalid.length > 0) await this.#toDeadLetter(invalid);
-    if (entries.length === 0) return;
-    for (const e of entries) {
-      this.#buffer.push(e);
-      this.#bufferBytes += e.bytes;
-    }
-    this.#enqueued += entries.length;
+    const added = this.#buffer.length - start;
+    this.#enqueued += added;
+    if (invalid) await this.#toDeadLetter(invalid);
+    if (added === 0) return;
     if (this.#buffer.length >= this.#maxBatchRows || this.#bufferBytes >= this.#maxBatchBytes) {
       this.#kick();
     } else {
@@ -295,10 +312,46 @@ export class BatchingSink<R, P> implements DisposableSink<R> {
     this.#timer.unref();
   }
 
+  /** Launches batches while there is work and an in-flight slot. */
   #kick(): void {
-    if (this.#running) return;
-    this.#running = true;
-    void this.#run();
+    while (this.#buffer.length > 0 && !this.#failure && this.#active < this.#maxInFlight) {
+      const needed = this.#flushTarget > this.#acked + this.#inflightRows;
+      const full =
+        this.#buffer.length >= this.#maxBatchRows || this.#bufferBytes >= this.#maxBatchBytes;
+      if (!full && !needed && !this.#timerFired) break;
+      if (!full && !needed) this.#timerFired = false;
+      const batch = this.#buffer.splice(0, this.#nextBatchSize());
+      for (const e of batch) this.#bufferBytes -= e.bytes;
+      const slot = { rows: batch.length, done: false };
+      this.#pending.push(slot);
+      this.#inflightRows += batch.length;
+      this.#active++;
+      this.#deliver(batch).then(
+        () => {
+          this.#active--;
+          slot.done = true;
+          this.#complete();
+        },
+        (err: unknown) => {
+          this.#active--;
+          this.#failure ??= err as Error;
+          this.#complete();
+        },
+      );
+    }
+    if (this.#buffer.length === 0) this.#timerFired = false;
+    else if (!this.#failure) this.#armTimer();
+  }
+
+  /** Acknowledges finished batches in write order, then launches more. */
+  #complete(): void {
+    while (this.#pending[0]?.done) {
+      const slot = this.#pending.shift()!;
+      this.#acked += slot.rows;
+      this.#inflightRows -= slot.rows;
+    }
+    this.#settle();
+    if (!this.#failure) this.#kick();
   }
 
   #nextBatchSize(): number {
@@ -313,37 +366,6 @@ export class BatchingSink<R, P> implements DisposableSink<R> {
       bytes += e.bytes;
     }
     return rows;
-  }
-
-  async #run(): Promise<void> {
-    try {
-      while (this.#buffer.length > 0 && !this.#failure) {
-        const force = this.#timerFired || this.#flushTarget > this.#acked;
-        const full =
-          this.#buffer.length >= this.#maxBatchRows || this.#bufferBytes >= this.#maxBatchBytes;
-        if (!force && !full) break;
-        const n = this.#nextBatchSize();
-        const batch = this.#buffer.splice(0, n);
-        for (const e of batch) this.#bufferBytes -= e.bytes;
-        this.#inflightRows = batch.length;
-        if (this.#buffer.length === 0) this.#timerFired = false;
-        await this.#deliver(batch);
-        this.#inflightRows = 0;
-        this.#acked += batch.length;
-        this.#settle();
-      }
-    } catch (err) {
-      this.#failure = err as Error;
-      this.#inflightRows = 0;
-      this.#settle();
-    } finally {
-      this.#running = false;
-      this.#timerFired = false;
-      if (!this.#failure && this.#buffer.length > 0) {
-        if (this.#flushTarget > this.#acked) this.#kick();
-        else this.#armTimer();
-      }
-    }
   }
 
   #settle(): void {
