@@ -1,4 +1,11 @@
-import { Counter, collectDefaultMetrics, Gauge, Histogram, type Registry } from "prom-client";
+import {
+  Counter,
+  collectDefaultMetrics,
+  Gauge,
+  Histogram,
+  type Registry,
+  type RegistryContentType,
+} from "prom-client";
 import { channels } from "./channels.js";
 import { LabelGuard } from "./internal/label-guard.js";
 import {
@@ -23,7 +30,7 @@ export interface MetricsOptions {
    * The prom-client registry to register metrics in. Required: Sluice never
    * touches prom-client's global default registry unless you pass it here.
    */
-  registry: Registry;
+  registry: Registry<RegistryContentType>;
   /**
    * Prefix of every metric name; letters, digits, `_` and `:`.
    * @defaultValue `"sluice_"`
@@ -55,7 +62,7 @@ export interface MetricsOptions {
  */
 export interface Metrics {
   /** The registry the metrics live in. */
-  readonly registry: Registry;
+  readonly registry: Registry<RegistryContentType>;
   /** Full names (with prefix) of every metric registered, in catalog order. */
   readonly names: readonly string[];
   /** `'open'` until `close()`, then `'closed'`. */
@@ -81,7 +88,7 @@ function invalid(message: string): ObservabilityError {
 }
 
 function validate(opts: MetricsOptions): Required<Omit<MetricsOptions, "registry">> & {
-  registry: Registry;
+  registry: Registry<RegistryContentType>;
 } {
   if (typeof opts !== "object" || opts === null) {
     throw invalid("createMetrics needs an options object with a prom-client `registry`");
@@ -120,7 +127,12 @@ function validate(opts: MetricsOptions): Required<Omit<MetricsOptions, "registry
   return { registry: opts.registry, prefix, maxLabelValues, now, defaultMetrics };
 }
 
-function build(def: MetricDefinition, fullName: string, registry: Registry, collect?: () => void) {
+function build(
+  def: MetricDefinition,
+  fullName: string,
+  registry: Registry<RegistryContentType>,
+  collect?: () => void,
+) {
   const common = {
     name: fullName,
     help: def.help,

@@ -1,7 +1,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { type Duration, parseDuration } from "@sluice/schema";
-import type { Registry } from "prom-client";
+import type { Registry, RegistryContentType } from "prom-client";
 import type { HealthCheck, HealthSource } from "./health-check.js";
 import {
   negotiate,
@@ -25,7 +25,7 @@ export interface ObservabilityServerOptions {
    */
   host?: string;
   /** Registry served on `/metrics`. */
-  registry: Registry;
+  registry: Registry<RegistryContentType>;
   /**
    * Answers `/readyz`, usually {@link createReadiness}.
    * @defaultValue always ready

@@ -8,7 +8,7 @@ import {
   type Readiness,
   startObservabilityServer,
 } from "@sluice/observability";
-import { Registry } from "prom-client";
+import { type OpenMetricsContentType, Registry } from "prom-client";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { publish } from "./helpers.js";
 
@@ -82,6 +82,29 @@ describe("startObservabilityServer", () => {
       accept: "application/openmetrics-text;q=0.3, text/plain",
     });
     expect(pref.type).toMatch(/^text\/plain/);
+  });
+
+  it("a registry created in OpenMetrics mode still serves both formats, unchanged", async () => {
+    const omRegistry = new Registry<OpenMetricsContentType>();
+    omRegistry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
+    const m = createMetrics({ registry: omRegistry, prefix: "om_" });
+    const s = await startObservabilityServer({ port: 0, registry: omRegistry });
+    publish(channels.jobLate, { applicationId: "agg", count: 2 });
+    for (let i = 0; i < 2; i++) {
+      const text = await (
+        await fetch(`${s.url}/metrics`, { headers: { accept: "text/plain" } })
+      ).text();
+      expect(text).toContain("# TYPE om_windowing_late_records_total counter");
+      expect(text).toContain('om_windowing_late_records_total{application_id="agg"} 2');
+      const om = await (
+        await fetch(`${s.url}/metrics`, { headers: { accept: PROMETHEUS_ACCEPT } })
+      ).text();
+      expect(om).toContain("# TYPE om_windowing_late_records counter");
+      expect(om).toContain('om_windowing_late_records_total{application_id="agg"} 2');
+    }
+    expect(omRegistry.getSingleMetric("om_windowing_late_records_total")).toBeDefined();
+    await s.close();
+    await m.close();
   });
 
   it("/healthz is 200 while open", async () => {
