@@ -164,18 +164,12 @@ export interface RedisSink<R> extends DisposableSink<R> {
   fenceKey(partition: number): string;
 }
 
-interface Cmd {
-  name: string;
-  key: string | undefined;
-  args: string[];
-}
-
 interface Payload {
-  bytes: number;
+  /** The record's entry in the script's JSON argument. */
+  json: string;
+  /** Keys it touches (declared to Redis for Cluster routing). */
+  keys: string[];
   partition: number;
-  /** Fencing sequence, or undefined for identity fencing. */
-  seq: string | undefined;
-  cmds: Cmd[];
 }
 
 type FenceClient = Redis & {
@@ -380,7 +374,7 @@ export function createRedisSink<R>(options: RedisSinkOptions<R>): RedisSink<R> {
 
   const driver: SinkDriver<R, Payload> = {
     kind: "redis",
-    prepare(record) {
+    prepare(record, id) {
       const partition = partitionOf(record);
       const seq = sequenceOf(record);
       if (seq !== undefined && (!Number.isSafeInteger(seq) || seq < 0)) {
@@ -390,8 +384,12 @@ export function createRedisSink<R>(options: RedisSinkOptions<R>): RedisSink<R> {
         );
       }
       const pre = scope(partition);
-      let bytes = 16;
-      const cmds: Cmd[] = commandsOf(record).map((c) => {
+      const keys: string[] = [];
+      // [kind, token, [command, key, ...args], ...] — decoded by the script with cjson
+      const item: unknown[] =
+        seq === undefined ? ["i", `${pre}applied:${jobId}:${id}`] : ["s", String(seq)];
+      if (seq === undefined) keys.push(item[1] as string);
+      for (const c of commandsOf(record)) {
         if (!ALLOWED.has(c.command)) {
           throw new SinkError(
             "SINK_INVALID_RECORD",
@@ -404,51 +402,39 @@ export function createRedisSink<R>(options: RedisSinkOptions<R>): RedisSink<R> {
             `Redis command ${c.command} needs a non-empty key`,
           );
         }
-        const args = c.args.map(scalar);
-        for (const a of args) bytes += a.length + 4;
-        bytes += c.key.length + c.command.length + 8;
-        return c.command === "PUBLISH"
-          ? { name: c.command, key: undefined, args: [`${keyPrefix}${c.key}`, ...args] }
-          : { name: c.command, key: `${pre}${c.key}`, args };
-      });
-      const fence = seq === undefined ? undefined : String(seq);
-      return { bytes, partition, seq: fence, cmds };
+        const cmd: string[] = [
+          c.command,
+          c.command === "PUBLISH" ? `${keyPrefix}${c.key}` : `${pre}${c.key}`,
+        ];
+        for (const arg of c.args) cmd.push(scalar(arg));
+        if (c.command !== "PUBLISH") keys.push(cmd[1]!);
+        item.push(cmd);
+      }
+      const json = JSON.stringify(item);
+      return { json, keys, partition };
     },
-    sizeOf: (p) => p.bytes,
+    sizeOf: (p) => p.json.length,
     async send(batch) {
-      const keyIndexOf = (keys: string[], index: Map<string, number>, key: string): number => {
-        let k = index.get(key) ?? 0;
-        if (k === 0) {
-          keys.push(key);
-          k = keys.length;
-          index.set(key, k);
-        }
-        return k;
-      };
+      const calls: Array<{ indexes: number[]; keys: string[]; argv: string[] }> = [];
       const byPartition = new Map<number, number[]>();
       batch.forEach((e, i) => {
         const list = byPartition.get(e.payload.partition);
         if (list) list.push(i);
         else byPartition.set(e.payload.partition, [i]);
       });
-      const calls: Array<{ indexes: number[]; keys: string[]; argv: string[] }> = [];
       for (const [partition, indexes] of byPartition) {
-        const keys = [fenceKey(partition)];
-        const keyIndex = new Map<string, number>();
-        const argv: string[] = [String(ttlMs), String(identityTtlMs)];
-        for (const i of indexes) {
-          const { payload: p, id } = batch[i]!;
-          if (p.seq !== undefined) argv.push("s", p.seq, String(p.cmds.length));
-          else {
-            const marker = keyIndexOf(keys, keyIndex, `${scope(partition)}applied:${jobId}:${id}`);
-            argv.push("i", String(marker), String(p.cmds.length));
-          }
-          for (const c of p.cmds) {
-            const k = c.key === undefined ? 0 : keyIndexOf(keys, keyIndex, c.key);
-            argv.push(c.name, String(k), String(c.args.length), ...c.args);
-          }
-        }
-        calls.push({ indexes, keys, argv });
+        const keys = new Set<string>([fenceKey(partition)]);
+        const items = new Array<string>(indexes.length);
+        indexes.forEach((i, j) => {
+          const p = batch[i]!.payload;
+          for (const k of p.keys) keys.add(k);
+          items[j] = p.json;
+        });
+        calls.push({
+          indexes,
+          keys: [...keys],
+          argv: [String(ttlMs), String(identityTtlMs), `[${items.join(",")}]`],
+        });
       }
       let replies: unknown[][];
       if (isCluster) {

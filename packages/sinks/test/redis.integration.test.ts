@@ -207,7 +207,15 @@ describe("Redis sink", () => {
 
   it("hostile keys and values are stored verbatim; disallowed commands are refused", async () => {
     const keyPrefix = prefix("hostile");
-    const nasty = ["'; FLUSHALL; --", "{tag}", "line\nbreak", "ünï 🚀", "a b\r\n*3"];
+    const nasty = [
+      "'; FLUSHALL; --",
+      "{tag}",
+      "line\nbreak",
+      "ünï 🚀",
+      "a b\r\n*3",
+      "nul\u0000byte",
+      '["s","1"]',
+    ];
     const sink = createRedisSink<Rec & { note: string }>({
       url: env.redisUrl,
       keyPrefix,

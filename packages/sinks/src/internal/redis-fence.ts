@@ -2,11 +2,11 @@
  * Applies one partition's slice of a batch atomically with its fence.
  *
  * KEYS[1] is the fence (last applied sequence of this job and partition);
- * KEYS[2..] the keys the commands touch and the identity markers. ARGV[1] is
- * the TTL of touched keys in ms (0 = none), ARGV[2] the TTL of identity
- * markers in ms, then per record: `s <sequence>` or `i <marker key index>`,
- * the command count, and per command: name, key index (0 = no key, e.g. a
- * PUBLISH channel in the arguments), argument count, arguments.
+ * KEYS[2..] declare the keys the commands touch (Cluster routing; all share
+ * the partition's slot with hash tags). ARGV[1] is the TTL of touched keys
+ * in ms (0 = none), ARGV[2] the TTL of identity markers in ms, ARGV[3] a JSON
+ * array of records, each `[kind, token, [command, key, args…], …]` with kind
+ * `s` (token = sequence) or `i` (token = identity marker key).
  *
  * A sequence-fenced record is applied only when its sequence is above the
  * stored fence, so a replayed batch — or the already applied head of a partly
@@ -22,57 +22,44 @@ export const FENCE_SCRIPT = `
 local fence = tonumber(redis.call('GET', KEYS[1]) or '-1')
 local ttl = tonumber(ARGV[1])
 local markerTtl = ARGV[2]
+local records = cjson.decode(ARGV[3])
 local maxSeq, maxSeqText = fence, nil
 local applied, skipped = 0, 0
 local failures = {}
 local touched = {}
-local i = 3
-local record = 0
-while i <= #ARGV do
-  local kind = ARGV[i]
-  local token = ARGV[i + 1]
-  local ncmd = tonumber(ARGV[i + 2])
-  i = i + 3
+for r = 1, #records do
+  local rec = records[r]
   local seq = nil
   local apply
-  if kind == 's' then
-    seq = tonumber(token)
+  if rec[1] == 's' then
+    seq = tonumber(rec[2])
     apply = seq > fence
   else
-    apply = redis.call('SET', KEYS[tonumber(token)], '1', 'NX', 'PX', markerTtl) ~= false
-  end
-  local failed = nil
-  for _ = 1, ncmd do
-    local name = ARGV[i]
-    local kidx = tonumber(ARGV[i + 1])
-    local nargs = tonumber(ARGV[i + 2])
-    i = i + 3
-    if apply and not failed then
-      local res
-      if kidx > 0 then
-        res = redis.pcall(name, KEYS[kidx], unpack(ARGV, i, i + nargs - 1))
-        touched[kidx] = true
-      else
-        res = redis.pcall(name, unpack(ARGV, i, i + nargs - 1))
-      end
-      if type(res) == 'table' and res.err then failed = res.err end
-    end
-    i = i + nargs
+    apply = redis.call('SET', rec[2], '1', 'NX', 'PX', markerTtl) ~= false
   end
   if apply then
+    local failed = nil
+    for c = 3, #rec do
+      local cmd = rec[c]
+      local res = redis.pcall(unpack(cmd))
+      if type(res) == 'table' and res.err then
+        failed = res.err
+        break
+      end
+      if ttl > 0 and cmd[1] ~= 'PUBLISH' then touched[cmd[2]] = true end
+    end
     applied = applied + 1
     if failed then
-      failures[#failures + 1] = record
+      failures[#failures + 1] = r - 1
       failures[#failures + 1] = failed
     end
-    if seq and seq > maxSeq then maxSeq, maxSeqText = seq, token end
+    if seq and seq > maxSeq then maxSeq, maxSeqText = seq, rec[2] end
   else
     skipped = skipped + 1
   end
-  record = record + 1
 end
 if ttl > 0 then
-  for kidx in pairs(touched) do redis.call('PEXPIRE', KEYS[kidx], ttl) end
+  for key in pairs(touched) do redis.call('PEXPIRE', key, ttl) end
 end
 if maxSeqText then redis.call('SET', KEYS[1], maxSeqText) end
 local out = { applied, skipped }
