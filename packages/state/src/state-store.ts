@@ -192,10 +192,6 @@ interface Part {
   handle: PartitionState<unknown> | undefined;
 }
 
-type BatchOp =
-  | { type: "put"; key: Buffer; value: Buffer }
-  | { type: "del"; key: Buffer; value?: null };
-
 function resolveCodec<V>(codec: StateStoreOptions<V>["codec"]): ValueCodec<V> {
   if (codec === undefined || codec === "json") return jsonCodec as ValueCodec<V>;
   if (codec === "v8") return v8Codec as ValueCodec<V>;
@@ -788,29 +784,30 @@ export class StateStore<V = unknown> {
     const changes = part.dirty;
     part.dirty = new PartitionChanges();
     part.pending = changes;
+    // A chained batch: operations go straight to the native batch (no array
+    // of operations cloned by abstract-level), and write() applies them
+    // atomically.
+    const batch = this.db.batch();
+    let written = false;
     try {
-      const ops: BatchOp[] = [];
-      // Each entry's batch operation doubles as its changelog mutation
-      // ({ key, value }; LevelDB clones operations, it never mutates them).
       const mutations: ChangelogMutation[] = [];
       // Stored bytes per changed entry, in iteration order, for the cache.
       const stored: Buffer[] = [];
       for (const [key, value] of changes.kv) {
         const k = kvKey(p, key);
-        let op: BatchOp & ChangelogMutation;
         if (value === TOMBSTONE) {
-          op = { type: "del", key: k, value: null };
+          batch.del(k);
+          mutations.push({ key: k, value: null });
           stored.push(ABSENT);
         } else {
           const bytes = this.encode(value as V, key);
           const buf = Buffer.isBuffer(bytes)
             ? bytes
             : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
-          op = { type: "put", key: k, value: buf };
+          batch.put(k, buf);
+          mutations.push({ key: k, value: buf });
           stored.push(buf);
         }
-        ops.push(op);
-        mutations.push(op);
       }
       if (changes.windowCount > 0) {
         await this.resolveBaseEnds(p, changes);
@@ -819,23 +816,21 @@ export class StateStore<V = unknown> {
             const k = windowKey(p, key, w.start);
             if (w.staleEnds) {
               for (const end of w.staleEnds) {
-                if (w.value === TOMBSTONE || end !== w.end) {
-                  ops.push({ type: "del", key: indexKey(p, end, w.start, key), value: null });
-                }
+                if (w.value === TOMBSTONE || end !== w.end)
+                  batch.del(indexKey(p, end, w.start, key));
               }
             }
-            let op: BatchOp & ChangelogMutation;
             if (w.value === TOMBSTONE) {
-              op = { type: "del", key: k, value: null };
+              batch.del(k);
+              mutations.push({ key: k, value: null });
               stored.push(ABSENT);
             } else {
               const raw = windowValue(w.end, this.encode(w.value as V, key));
-              op = { type: "put", key: k, value: raw };
-              ops.push({ type: "put", key: indexKey(p, w.end, w.start, key), value: EMPTY });
+              batch.put(k, raw);
+              batch.put(indexKey(p, w.end, w.start, key), EMPTY);
+              mutations.push({ key: k, value: raw });
               stored.push(raw);
             }
-            ops.push(op);
-            mutations.push(op);
           }
         }
       }
@@ -863,9 +858,10 @@ export class StateStore<V = unknown> {
         checkpointedAt: Date.now(),
       };
       if (changelogOffset !== undefined) meta.changelogOffset = changelogOffset;
-      ops.push({ type: "put", key: mk, value: Buffer.from(JSON.stringify(meta)) });
+      batch.put(mk, Buffer.from(JSON.stringify(meta)));
       try {
-        await this.db.batch(ops);
+        written = true;
+        await batch.write();
       } catch (err) {
         throw new StateError(
           "STATE_CHECKPOINT_FAILED",
@@ -879,15 +875,14 @@ export class StateStore<V = unknown> {
       this.lastCheckpointAt = Date.now();
       return mutations;
     } catch (err) {
+      if (!written) await batch.close().catch(() => {});
       part.dirty.mergeOlder(changes);
       part.pending = undefined;
       if (StateError.isInstance(err)) throw err;
       throw new StateError(
         "STATE_CHECKPOINT_FAILED",
         `checkpoint of partition ${p} failed: ${(err as Error).message}`,
-        {
-          cause: err,
-        },
+        { cause: err },
       );
     }
   }
@@ -1177,7 +1172,7 @@ export class StateStore<V = unknown> {
     } catch (err) {
       if (StateError.isInstance(err)) throw err;
       const code = levelCode(err);
-      if (code === "LEVEL_CORRUPTION") {
+      if (code === "LEVEL_CORRUPTION" || /corruption/i.test(String((err as Error)?.message))) {
         throw new StateError(
           "STATE_CORRUPT",
           `state store ${this.location} is corrupt (${(err as Error).message}); wipe the partition and restore it from its changelog`,
@@ -1413,6 +1408,11 @@ export class StateStore<V = unknown> {
     lower.copy(upper, 0);
     writeTime(upper, 5, time);
     for await (const keys of this.scanKeys(lower, upper)) {
+      // one getMany per slice for the windows that are not cached (closed
+      // windows are about to be emitted and deleted: they are not cached)
+      const items: Array<{ end: number; start: number; key: string; raw: Buffer | undefined }> = [];
+      const missing: Buffer[] = [];
+      const missingAt: number[] = [];
       for (const ik of keys) {
         const { end, start, key } = parseIndexKey(ik);
         if (
@@ -1421,8 +1421,22 @@ export class StateStore<V = unknown> {
         ) {
           continue; // the overlay has the current version
         }
-        const raw = await this.readWindowRaw(p, key, start);
-        if (raw === undefined || readTime(raw, 0) !== end) continue; // stale index entry
+        const raw = this.cache.get(windowCacheKey(p, key, start));
+        if (raw === undefined) {
+          this.misses++;
+          missingAt.push(items.length);
+          missing.push(windowKey(p, key, start));
+        } else {
+          this.hits++;
+        }
+        items.push({ end, start, key, raw });
+      }
+      if (missing.length > 0) {
+        const raws = await this.io(() => this.db.getMany(missing));
+        for (let i = 0; i < raws.length; i++) items[missingAt[i]!]!.raw = raws[i] ?? ABSENT;
+      }
+      for (const { end, start, key, raw } of items) {
+        if (raw === undefined || raw === ABSENT || readTime(raw, 0) !== end) continue; // stale index entry
         const entry = this.windowEntry(key, start, raw);
         while (oi < overlay.length && compareWindows(overlay[oi]!, entry) < 0) yield overlay[oi++]!;
         yield entry;
@@ -1509,7 +1523,6 @@ export class StateStore<V = unknown> {
     delta: boolean,
   ): Promise<void> {
     this.assertOpen();
-    const ops: BatchOp[] = [];
     // Windows: only the last version in this slice counts (each version would
     // otherwise leave an index entry). Key-value records go in log order.
     let windows: Map<string, { key: Buffer; value: Buffer | null }> | undefined;
@@ -1521,50 +1534,50 @@ export class StateStore<V = unknown> {
           `changelog partition ${p} holds a record of another partition or format (key ${k.toString("hex").slice(0, 40)}); is the topic shared with another store?`,
         );
       }
-      const type = k[4];
-      if (type === T_KV) {
-        ops.push(
-          r.value === null ? { type: "del", key: k } : { type: "put", key: k, value: r.value },
-        );
-      } else if (type === T_WINDOW) {
+      if (k[4] === T_WINDOW) {
         windows ??= new Map();
         windows.set(k.toString("latin1"), r);
       }
-      // T_META: restore writes its own checkpoint metadata
     }
-    const windowKeys: Buffer[] = [];
-    for (const r of windows?.values() ?? []) {
-      const k = r.key;
-      windowKeys.push(k);
-      if (r.value === null) {
-        ops.push({ type: "del", key: k });
-      } else {
-        ops.push({ type: "put", key: k, value: r.value });
-        const { key, start } = parseWindowKey(k);
-        ops.push({ type: "put", key: indexKey(p, readTime(r.value, 0), start, key), value: EMPTY });
-      }
-    }
-    if (delta && windowKeys.length > 0) {
-      // remove the index entries of the versions being replaced
-      const olds = await this.io(() => this.db.getMany(windowKeys));
-      const pre: BatchOp[] = [];
-      for (let i = 0; i < windowKeys.length; i++) {
+    const windowRecords = windows ? [...windows.values()] : [];
+    // the index entries of the versions being replaced
+    const olds =
+      delta && windowRecords.length > 0
+        ? await this.io(() => this.db.getMany(windowRecords.map((r) => r.key)))
+        : [];
+    const batch = this.db.batch();
+    try {
+      for (let i = 0; i < olds.length; i++) {
         const old = olds[i];
         if (old === undefined) continue;
-        const { key, start } = parseWindowKey(windowKeys[i]!);
-        pre.push({ type: "del", key: indexKey(p, readTime(old, 0), start, key) });
+        const { key, start } = parseWindowKey(windowRecords[i]!.key);
+        batch.del(indexKey(p, readTime(old, 0), start, key));
       }
-      ops.unshift(...pre);
+      for (const r of records) {
+        if (r.key[4] !== T_KV) continue; // T_META: restore writes its own checkpoint metadata
+        if (r.value === null) batch.del(r.key);
+        else batch.put(r.key, r.value);
+      }
+      for (const r of windowRecords) {
+        if (r.value === null) {
+          batch.del(r.key);
+        } else {
+          batch.put(r.key, r.value);
+          const { key, start } = parseWindowKey(r.key);
+          batch.put(indexKey(p, readTime(r.value, 0), start, key), EMPTY);
+        }
+      }
+    } catch (err) {
+      await batch.close().catch(() => {});
+      throw err;
     }
     try {
-      await this.db.batch(ops);
+      await batch.write();
     } catch (err) {
       throw new StateError(
         "STATE_RESTORE_FAILED",
         `writing restored records of partition ${p} failed: ${(err as Error).message}`,
-        {
-          cause: err,
-        },
+        { cause: err },
       );
     }
     this.dropCachedPartition(p);

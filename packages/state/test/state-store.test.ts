@@ -514,3 +514,68 @@ describe("instrumentation", () => {
     await store.close();
   });
 });
+
+describe("damaged files", () => {
+  it("detects a damaged table at open (STATE_CORRUPT), or at the first read of it (STATE_IO_FAILED)", async () => {
+    const { readdirSync, truncateSync } = await import("node:fs");
+    const dir = tempDir();
+    // reopening turns the write-ahead log into a table file: the format marker
+    // ends up in the first table, the data in the second
+    await (await openStateStore({ dir, name: "rot" })).close();
+    const store = await openStateStore<string>({ dir, name: "rot" });
+    for (let i = 0; i < 1000; i++) await store.partition(0).put(`k${i}`, "x".repeat(100));
+    await store.checkpoint({ partition: 0, sourceOffset: 1, streamTime: 0 });
+    await store.close();
+    await (await openStateStore({ dir, name: "rot" })).close();
+    const tables = readdirSync(path.join(dir, "rot"))
+      .filter((f) => f.endsWith(".ldb"))
+      .sort();
+    expect(tables.length).toBeGreaterThanOrEqual(2);
+    truncateSync(path.join(dir, "rot", tables[tables.length - 1]!), 10);
+    const damaged = await openStateStore<string>({
+      dir,
+      name: "rot",
+      cacheMaxBytes: 1,
+      onCorruption: "error",
+    });
+    // a truncated table cannot be read: the read fails with an I/O error
+    expect(await code(damaged.partition(0).get("k500"))).toBe("STATE_IO_FAILED");
+    await damaged.close();
+    // the table holding the marker: detected at open
+    truncateSync(path.join(dir, "rot", tables[0]!), 10);
+    expect(await code(openStateStore({ dir, name: "rot", onCorruption: "error" }))).toBe(
+      "STATE_CORRUPT",
+    );
+  });
+});
+
+describe("StateError", () => {
+  it("marks transient codes retryable and is recognised across copies by its brand", () => {
+    const retryable = [
+      "STATE_LOCKED",
+      "STATE_IO_FAILED",
+      "STATE_CHECKPOINT_FAILED",
+      "STATE_CHANGELOG_FAILED",
+      "STATE_RESTORE_FAILED",
+    ];
+    const permanent = [
+      "STATE_INVALID_OPTIONS",
+      "STATE_INVALID_ARGUMENT",
+      "STATE_CLOSED",
+      "STATE_CORRUPT",
+      "STATE_OPEN_FAILED",
+      "STATE_CODEC_FAILED",
+    ];
+    for (const c of retryable) expect(new StateError(c as never, "x").retryable).toBe(true);
+    for (const c of permanent) expect(new StateError(c as never, "x").retryable).toBe(false);
+    const e = new StateError("STATE_IO_FAILED", "read failed", {
+      cause: new Error("EIO"),
+      retryable: false,
+    });
+    expect(e.retryable).toBe(false);
+    expect(e.name).toBe("StateError");
+    expect((e.cause as Error).message).toBe("EIO");
+    expect(StateError.isInstance(e)).toBe(true);
+    expect(StateError.isInstance(new Error("x"))).toBe(false);
+  });
+});
