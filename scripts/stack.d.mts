@@ -5,15 +5,39 @@ export declare class StackError extends Error {
 export interface PrivateKafka {
   readonly brokers: string[];
   readonly pid: number;
+  /** With `secure: true`: the CA that signed the broker's certificate. */
+  readonly caFile?: string;
+  /** With `secure: true`: SCRAM-SHA-512 credentials the broker accepts (PLAIN accepts the same). */
+  readonly sasl?: { mechanism: "scram-sha-512"; username: string; password: string };
   /** Stops the broker (SIGTERM, then SIGKILL after the timeout) or kills it at once with `SIGKILL`. */
   stop(options?: { signal?: "SIGTERM" | "SIGKILL"; timeoutMs?: number }): Promise<void>;
 }
-/** Starts a private, throwaway KRaft broker for fault tests; reusing `dir` keeps its topics. */
+/**
+ * Starts a private, throwaway KRaft broker for fault tests; reusing `dir` keeps
+ * its topics. With `secure: true` its client listener requires SASL
+ * (SCRAM-SHA-512 or PLAIN) over TLS; it then also uses `port + 2` internally.
+ */
 export declare function startPrivateKafka(options: {
   port: number;
   controllerPort?: number;
   dir: string;
+  secure?: boolean;
 }): Promise<PrivateKafka>;
+export interface Credentials {
+  username: string;
+  password: string;
+}
+/** Throwaway credentials of the local stack's secured users (made on first use, `.sluice/credentials.json`). */
+export declare function localCredentials(): Record<"kafka" | "clickhouse" | "redis", Credentials>;
+/** Throwaway CA and server certificate for 127.0.0.1 (made on first use under `.sluice/tls/`). */
+export declare function localTls(): {
+  dir: string;
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  p12File: string;
+  p12Password: string;
+};
 export declare function addresses(): Record<
   "kafka" | "clickhouse" | "redis",
   { host: string; port: number }

@@ -9,7 +9,7 @@
 //
 // Only Node built-ins are used so this runs before `npm ci`.
 import { spawn, spawnSync } from "node:child_process";
-import { randomUUID } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import fs from "node:fs";
 import http from "node:http";
 import net from "node:net";
@@ -267,18 +267,181 @@ function resolveKafkaJars() {
   return libs;
 }
 
-function kafkaConfig(addr, dir = path.join(home, "kafka"), controllerPort = undefined) {
+// ---------------------------------------------------------------- credentials and TLS
+
+/**
+ * Throwaway credentials for the secured services of the local stack, made at
+ * random on first use and kept in `.sluice/credentials.json` (mode 0600).
+ * They protect nothing but local test services; never reuse them.
+ */
+export function localCredentials() {
+  const file = path.join(home, "credentials.json");
+  try {
+    return JSON.parse(fs.readFileSync(file, "utf8"));
+  } catch {}
+  const secret = () => randomBytes(18).toString("base64url");
+  const creds = {
+    kafka: { username: "sluice", password: secret() },
+    clickhouse: { username: "sluice", password: secret() },
+    redis: { username: "sluice", password: secret() },
+  };
+  fs.mkdirSync(home, { recursive: true });
+  fs.writeFileSync(file, `${JSON.stringify(creds, null, 2)}\n`, { mode: 0o600 });
+  return creds;
+}
+
+function openssl(args, cwd) {
+  const r = spawnSync("openssl", args, { cwd, encoding: "utf8" });
+  if (r.status !== 0) {
+    throw new StackError("tls", `openssl ${args[0]} failed: ${r.stderr.trim()}`);
+  }
+}
+
+/**
+ * A throwaway certificate authority and a server certificate for 127.0.0.1 and
+ * localhost, made with openssl under `.sluice/tls/` on first use.
+ *
+ * @returns paths of `ca.pem`, `server.pem`, `server.key`, `server.p12` and the p12 password
+ */
+export function localTls() {
+  const dir = path.join(home, "tls");
+  const out = {
+    dir,
+    caFile: path.join(dir, "ca.pem"),
+    certFile: path.join(dir, "server.pem"),
+    keyFile: path.join(dir, "server.key"),
+    p12File: path.join(dir, "server.p12"),
+    p12Password: "",
+  };
+  const pwFile = path.join(dir, "p12.password");
+  if (fs.existsSync(out.p12File) && fs.existsSync(pwFile)) {
+    out.p12Password = fs.readFileSync(pwFile, "utf8").trim();
+    return out;
+  }
+  if (!which("openssl")) {
+    throw new StackError("tls", "openssl is not installed; it makes the local test certificates.");
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  out.p12Password = randomBytes(12).toString("base64url");
+  fs.writeFileSync(pwFile, out.p12Password, { mode: 0o600 });
+  fs.writeFileSync(
+    path.join(dir, "server.ext"),
+    "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+  );
+  openssl(
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "30",
+      "-subj",
+      "/CN=sluice-local-test-ca",
+      "-keyout",
+      "ca.key",
+      "-out",
+      "ca.pem",
+    ],
+    dir,
+  );
+  openssl(
+    [
+      "req",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-subj",
+      "/CN=127.0.0.1",
+      "-keyout",
+      "server.key",
+      "-out",
+      "server.csr",
+    ],
+    dir,
+  );
+  openssl(
+    [
+      "x509",
+      "-req",
+      "-in",
+      "server.csr",
+      "-CA",
+      "ca.pem",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-days",
+      "30",
+      "-extfile",
+      "server.ext",
+      "-out",
+      "server.pem",
+    ],
+    dir,
+  );
+  openssl(
+    [
+      "pkcs12",
+      "-export",
+      "-in",
+      "server.pem",
+      "-inkey",
+      "server.key",
+      "-certfile",
+      "ca.pem",
+      "-name",
+      "server",
+      "-out",
+      "server.p12",
+      "-passout",
+      `pass:${out.p12Password}`,
+    ],
+    dir,
+  );
+  return out;
+}
+
+// ---------------------------------------------------------------- Kafka config
+
+function kafkaConfig(
+  addr,
+  dir = path.join(home, "kafka"),
+  controllerPort = undefined,
+  secure = undefined,
+) {
   const dataDir = path.join(dir, "data");
   controllerPort ??= Number(process.env.SLUICE_KAFKA_CONTROLLER_PORT ?? addr.port + 1);
+  const internalPort = secure ? controllerPort + 1 : undefined;
+  const listeners = secure
+    ? [
+        `listeners=SASL_SSL://127.0.0.1:${addr.port},INTERNAL://127.0.0.1:${internalPort},CONTROLLER://127.0.0.1:${controllerPort}`,
+        `advertised.listeners=SASL_SSL://127.0.0.1:${addr.port},INTERNAL://127.0.0.1:${internalPort}`,
+        "inter.broker.listener.name=INTERNAL",
+        "listener.security.protocol.map=SASL_SSL:SASL_SSL,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN",
+        "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;",
+        `listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${secure.username}="${secure.password}";`,
+        "ssl.keystore.type=PKCS12",
+        `ssl.keystore.location=${secure.tls.p12File}`,
+        `ssl.keystore.password=${secure.tls.p12Password}`,
+        `ssl.key.password=${secure.tls.p12Password}`,
+        "ssl.client.auth=none",
+      ]
+    : [
+        `listeners=PLAINTEXT://127.0.0.1:${addr.port},CONTROLLER://127.0.0.1:${controllerPort}`,
+        `advertised.listeners=PLAINTEXT://127.0.0.1:${addr.port}`,
+        "inter.broker.listener.name=PLAINTEXT",
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+      ];
   const props = [
     "process.roles=broker,controller",
     "node.id=1",
     `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
-    `listeners=PLAINTEXT://127.0.0.1:${addr.port},CONTROLLER://127.0.0.1:${controllerPort}`,
-    `advertised.listeners=PLAINTEXT://127.0.0.1:${addr.port}`,
+    ...listeners,
     "controller.listener.names=CONTROLLER",
-    "inter.broker.listener.name=PLAINTEXT",
-    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
     `log.dirs=${dataDir}`,
     "num.partitions=1",
     "auto.create.topics.enable=false",
@@ -315,10 +478,10 @@ function kafkaConfig(addr, dir = path.join(home, "kafka"), controllerPort = unde
       "",
     ].join("\n"),
   );
-  return { dir, dataDir, propsFile, log4j, controllerPort };
+  return { dir, dataDir, propsFile, log4j, controllerPort, internalPort };
 }
 
-async function kafkaUp(addr, { dir, controllerPort, pidName = "kafka" } = {}) {
+async function kafkaUp(addr, { dir, controllerPort, pidName = "kafka", secure } = {}) {
   if (!which("java")) {
     throw new StackError(
       "kafka",
@@ -326,7 +489,7 @@ async function kafkaUp(addr, { dir, controllerPort, pidName = "kafka" } = {}) {
     );
   }
   const libs = resolveKafkaJars();
-  const cfg = kafkaConfig(addr, dir, controllerPort);
+  const cfg = kafkaConfig(addr, dir, controllerPort, secure);
   if (await tcpOpen({ host: addr.host, port: cfg.controllerPort })) {
     throw new StackError(
       "kafka",
@@ -358,6 +521,12 @@ async function kafkaUp(addr, { dir, controllerPort, pidName = "kafka" } = {}) {
         clusterId,
         "-c",
         cfg.propsFile,
+        ...(secure
+          ? [
+              "--add-scram",
+              `SCRAM-SHA-512=[name="${secure.username}",password="${secure.password}"]`,
+            ]
+          : []),
       ],
       { encoding: "utf8" },
     );
@@ -370,7 +539,9 @@ async function kafkaUp(addr, { dir, controllerPort, pidName = "kafka" } = {}) {
     cwd: cfg.dir,
     logFile,
   });
-  await waitReady("kafka", pid, logFile, () => kafkaApiVersions(addr), 120_000);
+  // A secured broker is probed on its internal plaintext listener (loopback only).
+  const probeAddr = secure ? { host: addr.host, port: cfg.internalPort } : addr;
+  await waitReady("kafka", pid, logFile, () => kafkaApiVersions(probeAddr), 120_000);
   return pid;
 }
 
@@ -381,16 +552,27 @@ async function kafkaUp(addr, { dir, controllerPort, pidName = "kafka" } = {}) {
  *
  * @returns `{ brokers, pid, stop({ signal }) }`; `stop` waits for the process to exit.
  */
-export async function startPrivateKafka({ port, controllerPort = port + 1, dir }) {
+export async function startPrivateKafka({ port, controllerPort = port + 1, dir, secure = false }) {
   const addr = { host: "127.0.0.1", port };
   if (await tcpOpen(addr)) {
     throw new StackError("kafka", `port ${port} is taken by ${listenerOf(port)}`);
   }
   const name = `kafka-private-${port}`;
-  const pid = await kafkaUp(addr, { dir, controllerPort, pidName: name });
+  const security = secure ? { ...localCredentials().kafka, tls: localTls() } : undefined;
+  const pid = await kafkaUp(addr, { dir, controllerPort, pidName: name, secure: security });
   return {
     brokers: [`127.0.0.1:${port}`],
     pid,
+    ...(security
+      ? {
+          caFile: security.tls.caFile,
+          sasl: {
+            mechanism: "scram-sha-512",
+            username: security.username,
+            password: security.password,
+          },
+        }
+      : {}),
     async stop({ signal = "SIGTERM", timeoutMs = 30_000 } = {}) {
       if (signal === "SIGKILL") {
         try {
@@ -408,6 +590,8 @@ export async function startPrivateKafka({ port, controllerPort = port + 1, dir }
 // ---------------------------------------------------------------- ClickHouse
 
 function clickhouseConfig(addr) {
+  const secureUser = localCredentials().clickhouse;
+  const passwordSha256 = createHash("sha256").update(secureUser.password).digest("hex");
   const dir = path.join(home, "clickhouse");
   for (const d of ["data", "tmp", "user_files", "format_schemas", "log"]) {
     fs.mkdirSync(path.join(dir, d), { recursive: true });
@@ -459,6 +643,12 @@ function clickhouseConfig(addr) {
       <profile>default</profile>
       <quota>default</quota>
     </default>
+    <${secureUser.username}>
+      <password_sha256_hex>${passwordSha256}</password_sha256_hex>
+      <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+      <profile>default</profile>
+      <quota>default</quota>
+    </${secureUser.username}>
   </users>
   <quotas>
     <default>
@@ -475,7 +665,7 @@ function clickhouseConfig(addr) {
 </yandex>
 `;
   fs.writeFileSync(path.join(dir, "config.xml"), config);
-  fs.writeFileSync(path.join(dir, "users.xml"), users);
+  fs.writeFileSync(path.join(dir, "users.xml"), users, { mode: 0o600 });
   return { dir, configFile: path.join(dir, "config.xml"), tcpPort };
 }
 
@@ -528,6 +718,11 @@ async function redisReady(addr) {
   }
 }
 
+function redisAclRule() {
+  const { username, password } = localCredentials().redis;
+  return ["SETUSER", username, "on", `>${password}`, "~*", "&*", "+@all", "-@dangerous"];
+}
+
 async function redisUp(addr) {
   const bin = which("redis-server");
   if (!bin) {
@@ -548,9 +743,14 @@ async function redisUp(addr) {
     "daemonize no",
     `logfile ${path.join(dir, "redis.log")}`,
     "save 60 1000",
+    // The default user stays open on loopback for local development; the
+    // ACL user below is what the security tests authenticate as.
+    redisAclRule()
+      .join(" ")
+      .replace(/^SETUSER/, "user"),
     "",
   ].join("\n");
-  fs.writeFileSync(path.join(dir, "redis.conf"), conf);
+  fs.writeFileSync(path.join(dir, "redis.conf"), conf, { mode: 0o600 });
   const logFile = path.join(dir, "redis.log");
   const pid = launch("redis", bin, [path.join(dir, "redis.conf")], {
     cwd: dir,
@@ -564,8 +764,14 @@ async function redisUp(addr) {
 
 const services = {
   kafka: { up: kafkaUp, ready: (a) => kafkaApiVersions(a) },
-  clickhouse: { up: clickhouseUp, ready: clickhouseReady },
-  redis: { up: redisUp, ready: redisReady },
+  // A running service this stack started gets its secured users brought up to
+  // date (ClickHouse reloads users.xml by itself; Redis takes ACL SETUSER).
+  clickhouse: { up: clickhouseUp, ready: clickhouseReady, refresh: (a) => clickhouseConfig(a) },
+  redis: {
+    up: redisUp,
+    ready: redisReady,
+    refresh: (a) => redisCommand(a, `ACL ${redisAclRule().join(" ")}\r\n`),
+  },
 };
 
 async function version(name, addr) {
@@ -595,6 +801,7 @@ export async function up({ only } = {}) {
     const addr = addrs[name];
     if (await svc.ready(addr)) {
       const pid = readPid(name);
+      if (alive(pid)) await svc.refresh?.(addr);
       console.log(
         `[${name}] already running on ${addr.host}:${addr.port}${alive(pid) ? ` (pid ${pid})` : " (not started by this stack)"}`,
       );
