@@ -44,36 +44,43 @@ export async function groupLag(admin: Admin, groupId: string, topics: string[]):
 
 /**
  * Waits until every group has consumed and committed everything: lag 0 on
- * `exactTopics` (written without transactions) and at most 1 per partition
- * elsewhere (a transaction's commit marker occupies one offset), unchanged
- * over two polls.
+ * `exactTopics` (written without transactions, such as the source topic),
+ * and every lag unchanged for `stablePolls` polls in a row. The second rule
+ * covers topics written in transactions (repartition topics), whose tail
+ * holds commit markers that occupy offsets but are never consumed: their lag
+ * settles at a small constant instead of 0.
  *
  * @param admin - a connected kafkajs admin
  * @param groups - consumer groups to watch
  * @param exactTopics - topics without transaction markers (the source topic)
- * @param opts - timeout and progress callback
+ * @param opts - timeout, poll interval, polls that must agree, progress callback
+ * @returns the final lags
  * @throws Error when the timeout passes first, with the last lags
  */
 export async function waitForCatchUp(
   admin: Admin,
   groups: string[],
   exactTopics: string[],
-  opts: { timeoutMs: number; pollMs?: number; onPoll?: (lags: GroupLag[]) => void },
+  opts: {
+    timeoutMs: number;
+    pollMs?: number;
+    stablePolls?: number;
+    onPoll?: (lags: GroupLag[]) => void;
+  },
 ): Promise<GroupLag[]> {
   const deadline = Date.now() + opts.timeoutMs;
+  const needed = opts.stablePolls ?? 3;
   let previous = "";
+  let stable = 0;
   let lags: GroupLag[] = [];
   while (Date.now() < deadline) {
     lags = await Promise.all(groups.map((g) => groupLag(admin, g, exactTopics)));
     opts.onPoll?.(lags);
-    const done = lags.every((l) =>
-      Object.entries(l.maxPartitionLag).every(([topic, max]) =>
-        exactTopics.includes(topic) ? max === 0 : max <= 1,
-      ),
-    );
+    const sourceDone = lags.every((l) => exactTopics.every((t) => (l.lagByTopic[t] ?? 0) === 0));
     const fingerprint = JSON.stringify(lags);
-    if (done && fingerprint === previous) return lags;
-    previous = done ? fingerprint : "";
+    stable = sourceDone && fingerprint === previous ? stable + 1 : 0;
+    previous = fingerprint;
+    if (stable >= needed - 1) return lags;
     await new Promise((r) => setTimeout(r, opts.pollMs ?? 1000));
   }
   throw new Error(

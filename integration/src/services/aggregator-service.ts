@@ -1,0 +1,163 @@
+import { subscribe, unsubscribe } from "node:diagnostics_channel";
+import path from "node:path";
+import { registerCompressionCodecs } from "@sluice/producer";
+import { createClickHouseSink, type Sink } from "@sluice/sinks";
+import { createJob, type Job, type WindowResult } from "@sluice/windowing";
+import { Kafka, logLevel } from "kafkajs";
+import type { UserEvent } from "../generator/user-event.js";
+import type { PipelineConfig } from "../pipeline/config.js";
+import { minuteCountRow, rawEventRow, type SessionValue, sessionRow } from "../pipeline/rows.js";
+import { UserEventCodec } from "../pipeline/user-event-codec.js";
+import { countsPipeline, pagesPipeline, sessionsPipeline } from "./jobs.js";
+import { type RawEventsConsumer, startRawEventsConsumer } from "./raw-events.js";
+import { createRedisOutputs } from "./redis-outputs.js";
+
+/** Counts the aggregator observed on its diagnostics channels, per application id. */
+export interface AggregatorCounters {
+  late: Record<string, number>;
+  dlq: Record<string, number>;
+  records: Record<string, number>;
+}
+
+/** A running aggregator. */
+export interface Aggregator {
+  readonly counters: AggregatorCounters;
+  /** Drains, commits and closes the jobs, the raw consumer and every sink. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The aggregator service: three windowing jobs and the raw-events consumer,
+ * all reading the source topic, writing to ClickHouse and Redis.
+ *
+ * - sessions (per user, 30-minute gap) → ClickHouse `user_sessions`
+ * - per-type tumbling minute counts → ClickHouse `event_counts_1m` and Redis hashes
+ * - per-page hopping 5m/1m counts → Redis sorted sets (leaderboards) and pub/sub
+ * - raw events → ClickHouse `events`
+ *
+ * @param opts - the deployment
+ * @returns the running aggregator
+ */
+export async function startAggregator(opts: AggregatorOptions): Promise<Aggregator> {
+  const attempts = opts.startAttempts ?? 5;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(opts);
+    } catch (err) {
+      // Kafka may not serve freshly (re)created internal topics for a moment.
+      const code = (err as { code?: string })?.code;
+      if (attempt >= attempts || code !== "WINDOWING_KAFKA_FAILED") throw err;
+      opts.onRetry?.(err, attempt);
+      await new Promise((r) => setTimeout(r, 1000 * attempt));
+    }
+  }
+}
+
+/** Options of {@link startAggregator}. */
+export interface AggregatorOptions {
+  config: PipelineConfig;
+  /** kafkajs log level. @defaultValue logLevel.ERROR */
+  kafkaLogLevel?: logLevel;
+  /** Start attempts when Kafka is not ready for the jobs' internal topics yet. @defaultValue 5 */
+  startAttempts?: number;
+  /** Called before a start is retried. */
+  onRetry?: (err: unknown, attempt: number) => void;
+}
+
+async function startOnce(opts: AggregatorOptions): Promise<Aggregator> {
+  // The producer compresses with lz4 by default; kafkajs consumers need the codec too.
+  registerCompressionCodecs();
+  const c = opts.config;
+  const counters: AggregatorCounters = { late: {}, dlq: {}, records: {} };
+  const onLate = (m: unknown) => {
+    const { applicationId, count } = m as { applicationId: string; count: number };
+    counters.late[applicationId] = (counters.late[applicationId] ?? 0) + count;
+  };
+  const onDlq = (m: unknown) => {
+    const { applicationId, count } = m as { applicationId: string; count: number };
+    counters.dlq[applicationId] = (counters.dlq[applicationId] ?? 0) + count;
+  };
+  const onRecords = (m: unknown) => {
+    const { applicationId, count } = m as { applicationId: string; count: number };
+    counters.records[applicationId] = (counters.records[applicationId] ?? 0) + count;
+  };
+  subscribe("sluice:job:late", onLate);
+  subscribe("sluice:job:dlq", onDlq);
+  subscribe("sluice:job:records", onRecords);
+
+  const kafka = new Kafka({
+    clientId: "sluice-aggregator",
+    brokers: c.kafkaBrokers,
+    logLevel: opts.kafkaLogLevel ?? logLevel.ERROR,
+  });
+  const ch = (table: string) => ({ url: c.clickhouseUrl, table, maxDelayMs: 200 });
+  const sessionsSink = createClickHouseSink<WindowResult<SessionValue>>({
+    ...ch(c.tables.sessions),
+    toRow: (r) => ({ ...sessionRow(r) }),
+  });
+  const countsSink = createClickHouseSink<WindowResult<number>>({
+    ...ch(c.tables.minuteCounts),
+    toRow: (r) => ({ ...minuteCountRow(r) }),
+  });
+  const rawSink = createClickHouseSink<UserEvent>({
+    ...ch(c.tables.events),
+    toRow: (e) => ({ ...rawEventRow(e) }),
+    identity: (e) => e.event_id,
+  });
+  const redis = createRedisOutputs(c);
+  const sinks: Array<Sink<never>> = [
+    sessionsSink,
+    countsSink,
+    rawSink,
+    redis.minuteCounts,
+    redis.topPages,
+  ];
+
+  const source = (applicationId: string): Job<UserEvent> =>
+    createJob<UserEvent>({
+      brokers: c.kafkaBrokers,
+      applicationId,
+      source: { topic: c.topic, schema: UserEventCodec, eventTime: "ts" },
+      stateDir: path.join(c.stateDir, applicationId),
+      guarantee: "exactly-once",
+      handleSignals: false,
+    });
+  const jobs = [
+    sessionsPipeline(source(c.applications.sessions), c).to(sessionsSink),
+    countsPipeline(source(c.applications.counts), c).to(countsSink).to(redis.minuteCounts),
+    pagesPipeline(source(c.applications.pages), c).to(redis.topPages),
+  ];
+  let raw: RawEventsConsumer | undefined;
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      const errors: unknown[] = [];
+      const settle = async (p: Promise<unknown>) => {
+        try {
+          await p;
+        } catch (err) {
+          errors.push(err);
+        }
+      };
+      await Promise.all([
+        ...jobs.map((j) => settle(j.stop())),
+        settle(raw?.stop() ?? Promise.resolve()),
+      ]);
+      await Promise.all(sinks.map((s) => settle(s.close())));
+      unsubscribe("sluice:job:late", onLate);
+      unsubscribe("sluice:job:dlq", onDlq);
+      unsubscribe("sluice:job:records", onRecords);
+      if (errors.length > 0)
+        throw new AggregateError(errors, "the aggregator did not stop cleanly");
+    })();
+    return stopping;
+  };
+  try {
+    for (const job of jobs) await job.start();
+    raw = await startRawEventsConsumer({ config: c, kafka, sink: rawSink });
+  } catch (err) {
+    await stop().catch(() => undefined);
+    throw err;
+  }
+  return { counters, stop };
+}
