@@ -12,6 +12,7 @@ import {
   type JsonSchemaObject,
   SchemaError,
 } from "../src/index.js";
+import { rejection as error } from "./helpers.js";
 
 interface Version {
   id: number;
@@ -129,15 +130,6 @@ const v2 = {
   properties: { ...v1.properties, page: { type: "string" } },
 } as const satisfies JsonSchemaObject;
 const broken = { type: "object", properties: { user_id: { type: "integer" } } } as const;
-
-async function error(p: Promise<unknown>): Promise<SchemaError> {
-  const e = await p.then(
-    () => undefined,
-    (x: unknown) => x,
-  );
-  expect(SchemaError.isInstance(e)).toBe(true);
-  return e as SchemaError;
-}
 
 describe("createConfluentRegistry (against a fake Confluent REST server)", () => {
   it("registers with schemaType JSON, versions, looks up by id and latest", async () => {

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { createLocalRegistry, defineSchema, SchemaError } from "../src/index.js";
+import { rejection as error } from "./helpers.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "sluice-local-registry-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -22,15 +23,6 @@ const broken = {
   properties: { user_id: { type: "integer" } },
   required: ["user_id"],
 } as const;
-
-async function error(p: Promise<unknown>): Promise<SchemaError> {
-  const e = await p.then(
-    () => undefined,
-    (x: unknown) => x,
-  );
-  expect(SchemaError.isInstance(e)).toBe(true);
-  return e as SchemaError;
-}
 
 describe("createLocalRegistry", () => {
   it("registers, versions, looks up, and sets the codec's id", async () => {
