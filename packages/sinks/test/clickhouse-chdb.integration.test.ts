@@ -1,3 +1,4 @@
+import diagnostics from "node:diagnostics_channel";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -238,6 +239,47 @@ describe("ClickHouse sink on chDB (current engine)", () => {
     await c.close();
     const [after] = await rows<{ c: number }>(`SELECT count() AS c FROM ${table}`);
     expect(after!.c).toBe(20);
+  });
+
+  it("backs off on TOO_MANY_PARTS (slower) and delivers everything once merges catch up", async () => {
+    const table = uniqueName("sinks_parts");
+    await exec.command(
+      `CREATE TABLE ${table} (id String, n UInt64) ENGINE = MergeTree ORDER BY id SETTINGS parts_to_throw_insert = 3, parts_to_delay_insert = 1000, non_replicated_deduplication_window = 100`,
+    );
+    await exec.command(`SYSTEM STOP MERGES ${table}`);
+    const retries: Array<{ code: string; delayMs: number }> = [];
+    const onRetry = (m: unknown) => {
+      const r = m as { code: string; delayMs: number };
+      retries.push(r);
+      // what background merges would do on a busy server: merge the parts
+      if (r.code === "CLICKHOUSE_252") {
+        void exec
+          .command(`SYSTEM START MERGES ${table}`)
+          .then(() => exec.command(`OPTIMIZE TABLE ${table} FINAL`))
+          .catch(() => {});
+      }
+    };
+    diagnostics.subscribe("sluice:sink:retry", onRetry);
+    try {
+      const sink = createClickHouseSink<{ id: string; n: number }>({
+        chdb: session,
+        table,
+        maxBatchRows: 2,
+        maxInFlightBatches: 1,
+        retry: { initialDelayMs: 10, maxDelayMs: 2000 },
+      });
+      await sink.write(Array.from({ length: 12 }, (_, i) => ({ id: `r${i}`, n: i })));
+      await sink.close();
+    } finally {
+      diagnostics.unsubscribe("sluice:sink:retry", onRetry);
+    }
+    const parts = retries.filter((r) => r.code === "CLICKHOUSE_252");
+    expect(parts.length).toBeGreaterThan(0);
+    expect(Math.min(...parts.map((r) => r.delayMs))).toBeGreaterThanOrEqual(50); // 10 ms × 10 slowdown / 2
+    const [agg] = await rows<{ c: number; s: number }>(
+      `SELECT count() AS c, sum(n) AS s FROM ${table}`,
+    );
+    expect(agg).toEqual({ c: 12, s: 66 });
   });
 
   it("window results with DateTime64 bounds collapse to the latest emission", async () => {
