@@ -109,6 +109,40 @@ describe("createLogger", () => {
     });
   });
 
+  it("redacts inside error causes and aggregate errors, keeping the error class", () => {
+    const out = captureLines();
+    const logger = createLogger({ destination: out.destination });
+    const cause = Object.assign(new Error("auth failed for http://u:cause-pw-3@h"), {
+      config: { password: "cause-field-pw" },
+    });
+    const err = new AggregateError([new Error("token=agg-tok-4")], "batch failed", { cause });
+    logger.error({ err }, "failed");
+    const text = out.raw.join("");
+    for (const secret of ["cause-pw-3", "cause-field-pw", "agg-tok-4"]) {
+      expect(text).not.toContain(secret);
+    }
+    expect(out.lines[0]).toMatchObject({
+      // pino's err serializer folds causes into the message
+      err: {
+        type: "AggregateError",
+        message: "batch failed: auth failed for http://u:[redacted]@h",
+      },
+    });
+  });
+
+  it("redacts child bindings given with options, and grandchildren", () => {
+    const out = captureLines();
+    const logger = createLogger({ destination: out.destination, level: "debug" });
+    const grandchild = logger
+      .child({ apiKey: "child-key-5" }, { level: "debug" })
+      .child({ db: "postgres://app:gc-pw-6@db/x" });
+    grandchild.debug("hello");
+    const text = out.raw.join("");
+    expect(text).not.toContain("child-key-5");
+    expect(text).not.toContain("gc-pw-6");
+    expect(out.lines[0]).toMatchObject({ db: "postgres://app:[redacted]@db/x", msg: "hello" });
+  });
+
   it("applies extra redaction paths", () => {
     const out = captureLines();
     const logger = createLogger({ destination: out.destination, redact: ["user.email"] });
