@@ -1,3 +1,5 @@
+import fc from "fast-check";
+import kafkajs from "kafkajs";
 import { describe, expect, it } from "vitest";
 import { murmur2Partitioner } from "../src/index.js";
 
@@ -31,5 +33,30 @@ describe("murmur2Partitioner", () => {
     const seen = new Set<number>();
     for (let i = 0; i < 48; i++) seen.add(partition(null, 12));
     expect(seen.size).toBe(12);
+  });
+
+  it("agrees with kafkajs's DefaultPartitioner on random keys and partition counts", () => {
+    const ours = murmur2Partitioner();
+    const theirs = kafkajs.Partitioners.DefaultPartitioner();
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 0, maxLength: 64 }),
+        fc.integer({ min: 1, max: 500 }),
+        (bytes, n) => {
+          const key = Buffer.from(bytes);
+          const partitionMetadata = Array.from({ length: n }, (_, i) => ({
+            partitionId: i,
+            leader: 0,
+          }));
+          const expected = theirs({
+            topic: "t",
+            partitionMetadata: partitionMetadata as never,
+            message: { key, value: null },
+          });
+          expect(ours(key, n)).toBe(expected);
+        },
+      ),
+      { numRuns: 2000 },
+    );
   });
 });
