@@ -257,65 +257,82 @@ export class KafkaRuntime {
     const k = this.unitKey(topic, partition);
     const existing = this.units.get(k);
     if (existing) return existing;
-    const u: Unit = {
-      topic,
-      partition,
-      stateful: topic === this.stateTopic,
-      ready: false,
-      seekedOnce: false,
-      pending: new Map(),
-      pendingCount: 0,
-      dirty: false,
-    };
-    this.units.set(k, u);
-    if (this.eos) {
-      // One transactional id per input partition: initTransactions fences the
-      // previous owner and completes (aborts) its open transaction.
-      u.producer = this.kafka.producer({
-        transactionalId: `${this.opts.applicationId}-${topic}-${partition}`,
-        idempotent: true,
-        maxInFlightRequests: 1,
-        transactionTimeout: 60_000,
-      });
-      await u.producer.connect();
+    // Prepare every assigned partition of this topic that has no unit yet in
+    // one go: one changelog read restores them all.
+    const partitions = [partition];
+    for (const a of this.assigned) {
+      const [t, p] = a.split("\u0000") as [string, string];
+      if (t === topic && Number(p) !== partition && !this.units.has(a)) partitions.push(Number(p));
     }
-    if (u.stateful) {
-      u.engine = new PartitionEngine(this.def, partition);
+    const units = partitions.map((p) => {
+      const u: Unit = {
+        topic,
+        partition: p,
+        stateful: topic === this.stateTopic,
+        ready: false,
+        seekedOnce: false,
+        pending: new Map(),
+        pendingCount: 0,
+        dirty: false,
+      };
+      if (this.eos) {
+        // One transactional id per input partition: initTransactions fences
+        // the previous owner and completes (aborts) its open transaction.
+        u.producer = this.kafka.producer({
+          transactionalId: `${this.opts.applicationId}-${topic}-${p}`,
+          idempotent: true,
+          maxInFlightRequests: 1,
+          transactionTimeout: 60_000,
+        });
+      }
+      return u;
+    });
+    await withHeartbeat(Promise.all(units.map((u) => u.producer?.connect())), heartbeat);
+    if (topic === this.stateTopic) {
       const t0 = Date.now();
       const restored = await readChangelog({
         kafka: this.kafka,
         admin: this.admin,
         topic: this.changelogTopic,
-        partitions: [partition],
+        partitions,
         timeoutMs: 120_000,
         heartbeat,
       });
-      const r = restored.get(partition);
-      if (r) {
-        const state = r.fold.result();
-        u.engine.processor.restore(state.windows, state.buffers, state.meta);
-        if (state.sourceOffset !== undefined) u.nextOffset = state.sourceOffset;
-        publish("restore", () => ({
-          applicationId: this.opts.applicationId,
-          store: "windows",
-          partition,
-          records: r.records,
-          durationMs: Date.now() - t0,
-        }));
+      for (const u of units) {
+        u.engine = new PartitionEngine(this.def, u.partition);
+        const r = restored.get(u.partition);
+        if (r) {
+          const state = r.fold.result();
+          u.engine.processor.restore(state.windows, state.buffers, state.meta);
+          if (state.sourceOffset !== undefined) u.nextOffset = state.sourceOffset;
+          publish("restore", () => ({
+            applicationId: this.opts.applicationId,
+            store: "windows",
+            partition: u.partition,
+            records: r.records,
+            durationMs: Date.now() - t0,
+          }));
+        }
+        u.engine.noteActivity(Date.now());
       }
-      u.engine.noteActivity(Date.now());
     }
-    if (u.nextOffset === undefined) {
+    const missing = units.filter((u) => u.nextOffset === undefined);
+    if (missing.length > 0) {
       const committed = await this.admin.fetchOffsets({
         groupId: this.opts.applicationId,
         topics: [topic],
       });
-      const off = committed[0]?.partitions.find((x) => x.partition === partition)?.offset;
-      if (off !== undefined && off !== "-1") u.nextOffset = off;
+      for (const u of missing) {
+        const off = committed[0]?.partitions.find((x) => x.partition === u.partition)?.offset;
+        if (off !== undefined && off !== "-1") u.nextOffset = off;
+      }
     }
-    u.committedOffset = u.nextOffset;
-    u.ready = true;
-    return u;
+    for (const u of units) {
+      u.committedOffset = u.nextOffset;
+      u.ready = true;
+      this.units.set(this.unitKey(u.topic, u.partition), u);
+    }
+    return this.units.get(k) as Unit;
   }
 
   private async onBatch(payload: EachBatchPayload): Promise<void> {
@@ -588,12 +605,18 @@ export class KafkaRuntime {
         heartbeat,
       );
     } else {
+      // At-least-once: outputs first, then the changelog (which carries the
+      // source offset restore resumes from), then the group offsets. A crash
+      // in between replays records whose outputs were already sent (same
+      // identities), never the other way round.
       const all: TopicMessages[] = work.flatMap((w) => w.topicMessages);
-      if (all.length > 0)
-        await withHeartbeat(
-          (this.aloProducer as Producer).sendBatch({ topicMessages: all }),
-          heartbeat,
-        );
+      const outputs = all.filter((t) => t.topic !== this.changelogTopic);
+      const changelog = all.filter((t) => t.topic === this.changelogTopic);
+      const producer = this.aloProducer as Producer;
+      if (outputs.length > 0)
+        await withHeartbeat(producer.sendBatch({ topicMessages: outputs }), heartbeat);
+      if (changelog.length > 0)
+        await withHeartbeat(producer.sendBatch({ topicMessages: changelog }), heartbeat);
       const offsets = work
         .filter((w) => w.u.nextOffset !== undefined)
         .map((w) => ({
@@ -601,7 +624,16 @@ export class KafkaRuntime {
           partition: w.u.partition,
           offset: w.u.nextOffset as string,
         }));
-      if (offsets.length > 0) await this.consumer.commitOffsets(offsets);
+      if (offsets.length > 0) {
+        try {
+          await this.consumer.commitOffsets(offsets);
+        } catch (err) {
+          // A rebalance in progress rejects the commit; the offsets are
+          // committed next time (or replayed by the new owner: at-least-once).
+          if (!/rebalanc|generation|member|coordinator/i.test(String((err as Error)?.message)))
+            throw err;
+        }
+      }
       for (const w of work) w.u.committedOffset = w.u.nextOffset;
     }
     const durationMs = Date.now() - t0;
