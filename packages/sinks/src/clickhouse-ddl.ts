@@ -45,6 +45,14 @@ export interface EventTableOptions {
   coldVolume?: string;
   /** Storage policy holding the hot and cold volumes, e.g. "hot_cold". */
   storagePolicy?: string;
+  /**
+   * Column with each event's unique id (e.g. `"event_id"`). The table then
+   * becomes a ReplacingMergeTree whose ORDER BY ends with this column, so
+   * events re-sent after a crash (in batches cut differently than before,
+   * which dedup tokens cannot catch) collapse on merge and read exactly with
+   * `FINAL`. Without it: plain MergeTree, exact under retries only.
+   */
+  replaceBy?: string;
   /** Server features; DDL degrades for old servers. @defaultValue current ClickHouse */
   features?: ClickHouseFeatures;
 }
@@ -130,7 +138,7 @@ export function schemaColumns(
 
 /**
  * `CREATE TABLE IF NOT EXISTS` for raw events, derived from the event's JSON
- * Schema: MergeTree partitioned by day of the event time, ordered by
+ * Schema: MergeTree (ReplacingMergeTree with `replaceBy`) partitioned by day of the event time, ordered by
  * (event type, user, event time) so per-type and per-user queries read few
  * granules, a TTL for the hot tier (delete, or move to `coldVolume`), and
  * deduplication of retried inserts (`non_replicated_deduplication_window`).
@@ -177,10 +185,17 @@ export function eventTableSql(options: EventTableOptions): string {
   const userCol = mustBeKey(options.userColumn ?? "user_id", "userColumn");
   const typeName = options.typeColumn ?? ("event_type" in props ? "event_type" : undefined);
   const order = typeName ? [mustBeKey(typeName, "typeColumn"), userCol, tsCol] : [userCol, tsCol];
-  const hotMs = parseDuration(options.hotTtl ?? "7d", "hotTtl");
+  if (options.replaceBy !== undefined) order.push(mustBeKey(options.replaceBy, "replaceBy"));
+  const engine = options.replaceBy !== undefined ? "ReplacingMergeTree" : "MergeTree";
+  let hotMs: number;
+  try {
+    hotMs = parseDuration(options.hotTtl ?? "7d", "hotTtl");
+  } catch (err) {
+    throw new SinkError("SINK_INVALID_OPTIONS", (err as Error).message, { cause: err });
+  }
   const hotSeconds = Math.max(1, Math.round(hotMs / 1000));
   const lines = columns.map(([n, t]) => `  ${quoteIdentifier(n)} ${t}`);
-  let sql = `CREATE TABLE IF NOT EXISTS ${target} (\n${lines.join(",\n")}\n)\nENGINE = MergeTree\nPARTITION BY toDate(${tsCol})\nORDER BY (${order.join(", ")})`;
+  let sql = `CREATE TABLE IF NOT EXISTS ${target} (\n${lines.join(",\n")}\n)\nENGINE = ${engine}\nPARTITION BY toDate(${tsCol})\nORDER BY (${order.join(", ")})`;
   if (f.ttl) {
     const asDateTime = f.dateTime64 ? `toDateTime(${tsCol})` : tsCol;
     const action =

@@ -205,6 +205,31 @@ describe("ClickHouse sink on chDB (current engine)", () => {
     ]);
   });
 
+  it("replaceBy: events re-sent in differently cut batches collapse with FINAL", async () => {
+    const table = uniqueName("sinks_repl");
+    await exec.command(eventTableSql({ table, schema: UserEvent, replaceBy: "event_id" }));
+    const records = Array.from({ length: 30 }, (_, i) => ev(i));
+    const a = evSink(table, { maxBatchRows: 7 });
+    await a.write(records.slice(0, 20));
+    await a.close();
+    const b = evSink(table, { maxBatchRows: 11 }); // a crash replay, cut differently
+    await b.write(records);
+    await b.close();
+    const [raw] = await rows<{ c: number }>(`SELECT count() AS c FROM ${table}`);
+    expect(raw!.c).toBeGreaterThan(30); // the tokens could not match
+    const [final] = await rows<{ c: number; s: number }>(
+      `SELECT count() AS c, sum(count) AS s FROM ${table} FINAL`,
+    );
+    expect(final).toEqual({ c: 30, s: 435 });
+    const [t] = await rows<{ engine: string; sorting_key: string }>(
+      `SELECT engine, sorting_key FROM system.tables WHERE database = currentDatabase() AND name = '${table}'`,
+    );
+    expect(t).toEqual({
+      engine: "ReplacingMergeTree",
+      sorting_key: "event_type, user_id, ts, event_id",
+    });
+  });
+
   it("the hot-tier TTL drops events older than hotTtl", async () => {
     const table = await eventTable();
     const sink = evSink(table);
