@@ -38,7 +38,8 @@ export interface MetricsOptions {
   prefix?: string;
   /**
    * Distinct values each label (topic, application_id, sink, name, store,
-   * code, partition) may take; later new values become `__other__`.
+   * code) may take; later new values become `__other__`. `partition` may take
+   * `max(maxLabelValues, 1024)` values: Kafka's partition counts bound it.
    * @defaultValue 100
    */
   maxLabelValues?: number;

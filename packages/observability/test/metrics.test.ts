@@ -401,6 +401,18 @@ describe("createMetrics", () => {
     ]);
     expect(values.find((v) => v.labels.topic === "__other__")?.value).toBe(8);
     expect(values.find((v) => v.labels.topic === "topic-0")?.value).toBe(2);
+    // partitions are bounded by Kafka, not by maxLabelValues
+    for (let p = 0; p < 200; p++) {
+      publish(channels.jobRecords, {
+        applicationId: "a",
+        topic: "topic-0",
+        partition: p,
+        count: 1,
+      });
+    }
+    const parts = await samples(r, "sluice_consumer_records_total");
+    expect(parts).toHaveLength(200);
+    expect(parts.some((v) => v.labels.partition === "__other__")).toBe(false);
     // free-form error messages never become labels
     publish(channels.sinkBatch, {
       sink: "redis",

@@ -12,8 +12,16 @@ export class LabelGuard {
   readonly #seen = new Map<string, Set<string>>();
   readonly #max: number;
 
-  constructor(max: number) {
+  readonly #maxPartitions: number;
+
+  /**
+   * @param max - distinct values per label
+   * @param maxPartitions - distinct values of `partition`, which Kafka bounds
+   *   (the partition count), not user data
+   */
+  constructor(max: number, maxPartitions = Math.max(max, 1024)) {
     this.#max = max;
+    this.#maxPartitions = maxPartitions;
   }
 
   /** A bounded string value for label `label`. */
@@ -32,7 +40,8 @@ export class LabelGuard {
       this.#seen.set(label, set);
     }
     if (set.has(v)) return v;
-    if (set.size >= this.#max) return OVERFLOW_LABEL;
+    if (set.size >= (label === "partition" ? this.#maxPartitions : this.#max))
+      return OVERFLOW_LABEL;
     set.add(v);
     return v;
   }
