@@ -447,7 +447,21 @@ export function createMetrics(options: MetricsOptions): Metrics {
   let defaultMetricNames: string[] = [];
   if (defaultMetrics) {
     const before = new Set(registry.getMetricsAsArray().map((x) => x.name));
-    collectDefaultMetrics({ register: registry, prefix });
+    try {
+      collectDefaultMetrics({ register: registry, prefix });
+    } catch (err) {
+      // leave the registry as it was: no half-registered set, no subscriptions
+      unsubscribe();
+      for (const x of registry.getMetricsAsArray()) {
+        if (!before.has(x.name)) registry.removeSingleMetric(x.name);
+      }
+      for (const n of names) registry.removeSingleMetric(n);
+      throw new ObservabilityError(
+        "OBSERVABILITY_DUPLICATE_METRICS",
+        `createMetrics: the registry already has prom-client's default metrics with prefix ${JSON.stringify(prefix)} (${(err as Error)?.message}); pass defaultMetrics: false, or another prefix`,
+        { cause: err },
+      );
+    }
     defaultMetricNames = registry
       .getMetricsAsArray()
       .map((x) => x.name)

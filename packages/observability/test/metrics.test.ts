@@ -1,6 +1,6 @@
 import diagnostics_channel from "node:diagnostics_channel";
 import { channels, createMetrics, type Metrics, metricCatalog } from "@sluice/observability";
-import { register as globalRegistry, Registry } from "prom-client";
+import { collectDefaultMetrics, register as globalRegistry, Registry } from "prom-client";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { publish, sample, samples } from "./helpers.js";
 
@@ -452,6 +452,27 @@ describe("createMetrics", () => {
       await sample(registry, "sluice_windowing_late_records_total", { application_id: "agg" }),
     ).toBe(2);
     await again[Symbol.asyncDispose]();
+  });
+
+  it("defaultMetrics colliding with the app's own default metrics fails cleanly", async () => {
+    const r = new Registry();
+    collectDefaultMetrics({ register: r, prefix: "sluice_" });
+    const before = r.getMetricsAsArray().length;
+    expect(() => createMetrics({ registry: r, defaultMetrics: true })).toThrowError(
+      expect.objectContaining({ code: "OBSERVABILITY_DUPLICATE_METRICS" }),
+    );
+    expect(r.getMetricsAsArray().length).toBe(before);
+    expect(r.getSingleMetric("sluice_sink_rows_total")).toBeUndefined();
+    // and nothing is left subscribed
+    const fresh = new Registry();
+    const m = createMetrics({ registry: fresh });
+    await m.close();
+    expect(diagnostics_channel.channel(channels.sinkBatch).hasSubscribers).toBe(
+      // the beforeEach handle is still open
+      true,
+    );
+    await metrics.close();
+    expect(diagnostics_channel.channel(channels.sinkBatch).hasSubscribers).toBe(false);
   });
 
   it("defaultMetrics: true adds process metrics and close() removes them too", async () => {
