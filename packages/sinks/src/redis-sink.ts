@@ -167,6 +167,8 @@ export interface RedisSink<R> extends DisposableSink<R> {
 interface Payload {
   /** The record's entry in the script's JSON argument. */
   json: string;
+  /** Fencing sequence, or undefined for identity fencing. */
+  seq: number | undefined;
   /** Keys it touches (declared to Redis for Cluster routing). */
   keys: string[];
   partition: number;
@@ -411,9 +413,11 @@ export function createRedisSink<R>(options: RedisSinkOptions<R>): RedisSink<R> {
         item.push(cmd);
       }
       const json = JSON.stringify(item);
-      return { json, keys, partition };
+      return { json, keys, partition, seq };
     },
     sizeOf: (p) => p.json.length,
+    // A batch applies up to its highest sequence: never split records that share one.
+    together: (a, b) => a.seq !== undefined && a.seq === b.seq && a.partition === b.partition,
     async send(batch) {
       const calls: Array<{ indexes: number[]; keys: string[]; argv: string[] }> = [];
       const byPartition = new Map<number, number[]>();

@@ -142,6 +142,29 @@ describe("Redis sink", () => {
     });
   }
 
+  it("never splits records sharing a partition and sequence across batches", async () => {
+    const keyPrefix = prefix("sameseq");
+    const sink = createRedisSink<Rec>({
+      url: env.redisUrl,
+      keyPrefix,
+      write: "counter",
+      key: () => "total",
+      maxBatchRows: 2,
+      maxBufferedRows: 10,
+    });
+    // one source record (partition 0, offset 5) emitted three results
+    const same = [0, 1, 2].map((i) => ({
+      id: `s${i}`,
+      key: "k",
+      value: 10,
+      partition: 0,
+      offset: 5,
+    }));
+    await sink.write([...same, { id: "n", key: "k", value: 1, partition: 0, offset: 6 }]);
+    await sink.close();
+    expect(await redis.get(`${keyPrefix}total`)).toBe("31");
+  });
+
   it("a crash replay that overlaps the applied prefix adds only the new records", async () => {
     const keyPrefix = prefix("overlap");
     const make = () =>

@@ -43,8 +43,11 @@ export interface SinkDriver<R, P> {
    */
   send(batch: readonly Entry<R, P>[]): Promise<RecordRejection[] | undefined>;
   classify(error: unknown): Classified;
-  /** How many of the first entries form the next batch (≥ 1). */
-  cut?(entries: readonly Entry<R, P>[], maxRows: number, maxBytes: number): number;
+  /**
+   * True when two consecutive records must travel in the same batch (for
+   * example, records sharing a fencing sequence); batch cuts move past them.
+   */
+  together?(previous: P, next: P): boolean;
   /** Releases connections the sink owns. */
   release(): Promise<void>;
 }
@@ -97,9 +100,10 @@ export interface BatchingDefaults {
 }
 
 /**
- * The common engine: a bounded in-order buffer, deterministic batch cuts, one
- * batch in flight, retries with backoff and jitter, bisection of permanently
- * rejected batches down to single records for the dead-letter handler.
+ * The common engine: a bounded in-order buffer, deterministic batch cuts, up
+ * to `driver.maxInFlight` batches in flight with acknowledgements in write
+ * order, retries with backoff and jitter, bisection of permanently rejected
+ * batches down to single records for the dead-letter handler.
  */
 export class BatchingSink<R, P> implements DisposableSink<R> {
   readonly name: string;
@@ -355,15 +359,17 @@ export class BatchingSink<R, P> implements DisposableSink<R> {
   }
 
   #nextBatchSize(): number {
-    if (this.#driver.cut) {
-      return Math.max(1, this.#driver.cut(this.#buffer, this.#maxBatchRows, this.#maxBatchBytes));
-    }
     let rows = 0;
     let bytes = 0;
     for (const e of this.#buffer) {
       if (rows >= this.#maxBatchRows || (rows > 0 && bytes + e.bytes > this.#maxBatchBytes)) break;
       rows++;
       bytes += e.bytes;
+    }
+    const together = this.#driver.together;
+    if (together) {
+      const b = this.#buffer;
+      while (rows < b.length && together(b[rows - 1]!.payload, b[rows]!.payload)) rows++;
     }
     return rows;
   }
