@@ -28,7 +28,19 @@ export function quoteIdentifier(name: string, what = "identifier"): string {
   return `\`${name}\``;
 }
 
-/** `db`.`table` or `table`, validated. */
+/**
+ * A validated, quoted table reference: `` `db`.`table` `` or `` `table` ``.
+ *
+ * @param table - table name
+ * @param database - database name, when not the connection's default
+ * @returns the quoted reference
+ * @throws SinkError `SINK_INVALID_IDENTIFIER` when a name is not a plain identifier
+ * @example
+ * ```ts
+ * qualifiedTable("events", "analytics") // "`analytics`.`events`"
+ * ```
+ * @since 0.1.0
+ */
 export function qualifiedTable(table: string, database?: string): string {
   const t = quoteIdentifier(table, "table");
   return database === undefined ? t : `${quoteIdentifier(database, "database")}.${t}`;
