@@ -52,7 +52,9 @@ const child = spawn(
   ["--import", "tsx", path.join("integration", "src", "bin", "demo.ts"), ...passArgs],
   {
     stdio: "inherit",
-    env: process.env,
+    // Resolve @sluice/* to the packages' TypeScript sources (tsconfig paths),
+    // so the demo runs on a fresh clone without building the packages first.
+    env: { TSX_TSCONFIG_PATH: path.join("integration", "tsconfig.json"), ...process.env },
   },
 );
 for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => child.kill(sig));

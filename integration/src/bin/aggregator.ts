@@ -23,16 +23,20 @@ const obs = await startServiceObservability({
 });
 const aggregator = await startAggregator({
   config,
+  onJobFailure: (app, reason) => {
+    console.error(`aggregator: job ${app} failed (${reason}); stopping`);
+    void shutdown("job failure", 1);
+  },
   onRetry: (err, n) =>
     console.error(`aggregator: start attempt ${n} failed (${(err as Error).message}); retrying`),
 });
 console.log(`@@sluice ${JSON.stringify({ event: "ready", metrics: `${obs.url}/metrics` })}`);
 
 let exiting = false;
-async function shutdown(signal: string) {
+async function shutdown(signal: string, exitCode = 0) {
   if (exiting) return;
   exiting = true;
-  let code = 0;
+  let code = exitCode;
   try {
     await aggregator.stop();
   } catch (err) {

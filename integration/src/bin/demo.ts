@@ -238,23 +238,32 @@ async function main(): Promise<number> {
 
   const kafka = new Kafka({ brokers: config.kafkaBrokers, logLevel: logLevel.NOTHING });
   let lastSay = 0;
-  await finishStream({
-    config,
-    kafka,
-    records: stream.records,
-    timeoutMs: 10 * 60_000,
-    onPoll: (lags) => {
-      if (Date.now() - lastSay < 5000) return;
-      lastSay = Date.now();
-      say(
-        `waiting for the aggregator: lag ${lags
-          .map((l) => `${l.groupId}=${Object.values(l.lagByTopic).reduce((a, b) => a + b, 0)}`)
-          .join(" ")}`,
-      );
-    },
-    onMarkers: (n) =>
-      say(`aggregator caught up; sent ${n} end-of-stream markers to close every window`),
+  const aggregatorDied = aggregator.exited.then((code) => {
+    throw new Error(
+      `the aggregator exited (code ${code}) before it finished:\n${aggregator.stderrTail()}`,
+    );
   });
+  aggregatorDied.catch(() => undefined); // it exits on purpose later
+  await Promise.race([
+    aggregatorDied,
+    finishStream({
+      config,
+      kafka,
+      records: stream.records,
+      timeoutMs: 10 * 60_000,
+      onPoll: (lags) => {
+        if (Date.now() - lastSay < 5000) return;
+        lastSay = Date.now();
+        say(
+          `waiting for the aggregator: lag ${lags
+            .map((l) => `${l.groupId}=${Object.values(l.lagByTopic).reduce((a, b) => a + b, 0)}`)
+            .join(" ")}`,
+        );
+      },
+      onMarkers: (n) =>
+        say(`aggregator caught up; sent ${n} end-of-stream markers to close every window`),
+    }),
+  ]);
 
   aggregator.child.kill("SIGTERM");
   const stopped = await aggregator.next("stopped", 120_000);

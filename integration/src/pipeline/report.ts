@@ -164,7 +164,8 @@ export function printReport(r: {
     `             HGETALL ${redisKeys.minuteCounts(c, minutes.at(-1) ?? 0)}; SUBSCRIBE ${redisKeys.topPagesChannel(c)}`,
     `  Kafka: topic ${c.topic}; dead letters in <job>-dlq, late events in <job>-late (jobs: ${Object.values(c.applications).slice(0, 3).join(", ")})`,
     "  Metrics while the services run: producer http://127.0.0.1:9464/metrics, aggregator http://127.0.0.1:9465/metrics (/healthz, /readyz)",
-    "  Run them yourself: npx tsx integration/src/bin/aggregator.ts  and  npx tsx integration/src/bin/producer.ts --events 100000",
+    "  Run them yourself (sources, no build): export TSX_TSCONFIG_PATH=integration/tsconfig.json;",
+    "    npx tsx integration/src/bin/aggregator.ts   and   npx tsx integration/src/bin/producer.ts --events 100000",
   );
   console.log(out.join("\n"));
   return ok;

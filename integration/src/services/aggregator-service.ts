@@ -62,6 +62,12 @@ export interface AggregatorOptions {
   startAttempts?: number;
   /** Called before a start is retried. */
   onRetry?: (err: unknown, attempt: number) => void;
+  /**
+   * Called once when a job stopped by itself (the runtime stops a job on an
+   * unrecoverable error rather than run ahead of what it committed). The
+   * aggregator is then incomplete: stop it and restart the process.
+   */
+  onJobFailure?: (applicationId: string, reason: string) => void;
 }
 
 async function startOnce(opts: AggregatorOptions): Promise<Aggregator> {
@@ -129,6 +135,14 @@ async function startOnce(opts: AggregatorOptions): Promise<Aggregator> {
   ];
   let raw: RawEventsConsumer | undefined;
   let stopping: Promise<void> | undefined;
+  // A failing job stops itself and says why in a process warning.
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => {
+    warnings.push(w.message);
+  };
+  process.on("warning", onWarning);
+  const apps = [c.applications.sessions, c.applications.counts, c.applications.pages];
+  let watchdog: NodeJS.Timeout | undefined;
   const stop = () => {
     stopping ??= (async () => {
       const errors: unknown[] = [];
@@ -144,6 +158,8 @@ async function startOnce(opts: AggregatorOptions): Promise<Aggregator> {
         settle(raw?.stop() ?? Promise.resolve()),
       ]);
       await Promise.all(sinks.map((s) => settle(s.close())));
+      clearInterval(watchdog);
+      process.off("warning", onWarning);
       unsubscribe("sluice:job:late", onLate);
       unsubscribe("sluice:job:dlq", onDlq);
       unsubscribe("sluice:job:records", onRecords);
@@ -155,6 +171,16 @@ async function startOnce(opts: AggregatorOptions): Promise<Aggregator> {
   try {
     for (const job of jobs) await job.start();
     raw = await startRawEventsConsumer({ config: c, kafka, sink: rawSink });
+    let reported = false;
+    watchdog = setInterval(() => {
+      if (stopping || reported) return;
+      const i = jobs.findIndex((j) => j.status === "closed");
+      if (i < 0) return;
+      reported = true;
+      const app = apps[i]!;
+      opts.onJobFailure?.(app, warnings.find((w) => w.includes(app)) ?? "stopped unexpectedly");
+    }, 500);
+    watchdog.unref();
   } catch (err) {
     await stop().catch(() => undefined);
     throw err;

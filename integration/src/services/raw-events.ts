@@ -35,7 +35,7 @@ export async function startRawEventsConsumer(opts: {
   await consumer.run({
     autoCommit: false,
     eachBatchAutoResolve: false,
-    eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
+    eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
       if (!isRunning() || isStale() || batch.messages.length === 0) return;
       const events: UserEvent[] = [];
       for (const m of batch.messages) {
@@ -51,6 +51,8 @@ export async function startRawEventsConsumer(opts: {
         await sink.write(events);
         await sink.flush();
       }
+      // Advance the fetch position, then commit: the sink has acknowledged.
+      resolveOffset(batch.lastOffset());
       await consumer.commitOffsets([
         {
           topic: batch.topic,
