@@ -1,5 +1,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { promisify } from "node:util";
+import { gzip as gzipCallback } from "node:zlib";
 import { type Duration, parseDuration } from "@sluice/schema";
 import type { Registry, RegistryContentType } from "prom-client";
 import type { HealthCheck, HealthSource } from "./health-check.js";
@@ -63,6 +65,8 @@ export interface ObservabilityServer {
   /** Same as `close()`. */
   [Symbol.asyncDispose](): Promise<void>;
 }
+
+const gzipAsync = promisify(gzipCallback);
 
 function invalid(message: string): ObservabilityError {
   return new ObservabilityError(
@@ -147,14 +151,17 @@ export async function startObservabilityServer(
     head: boolean,
     code: number,
     type: string,
-    body: string,
+    content: string | Buffer,
+    encoding?: "gzip",
   ) => {
     // While closing, tell keep-alive clients to go so close() need not wait for them.
     if (status !== "open") res.setHeader("connection", "close");
+    const body = typeof content === "string" ? Buffer.from(content) : content;
     res.writeHead(code, {
       "content-type": type,
-      "content-length": Buffer.byteLength(body),
+      "content-length": body.length,
       "cache-control": "no-store",
+      ...(encoding ? { "content-encoding": encoding } : {}),
     });
     res.end(head ? undefined : body);
   };
@@ -180,13 +187,17 @@ export async function startObservabilityServer(
       const format = negotiate(req.headers.accept);
       try {
         const body = await render(registry, format);
-        res.setHeader("vary", "accept");
+        res.setHeader("vary", "accept, accept-encoding");
+        // Prometheus asks for gzip; large registries shrink about tenfold.
+        const gzip = /\bgzip\b/.test(String(req.headers["accept-encoding"] ?? ""));
+        const content = gzip ? await gzipAsync(body) : body;
         return send(
           res,
           head,
           200,
           format === "openmetrics" ? OPENMETRICS_CONTENT_TYPE : PROMETHEUS_CONTENT_TYPE,
-          body,
+          content,
+          gzip ? "gzip" : undefined,
         );
       } catch (err) {
         return send(

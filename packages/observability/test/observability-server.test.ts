@@ -1,4 +1,5 @@
 import http from "node:http";
+import { gunzipSync } from "node:zlib";
 import {
   channels,
   createMetrics,
@@ -105,6 +106,52 @@ describe("startObservabilityServer", () => {
     expect(omRegistry.getSingleMetric("om_windowing_late_records_total")).toBeDefined();
     await s.close();
     await m.close();
+  });
+
+  it("/metrics is gzipped when the scraper accepts it, plain otherwise", async () => {
+    publish(channels.jobLate, { applicationId: "agg", count: 1 });
+    const raw = (encoding?: string) =>
+      new Promise<{ headers: http.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+        http
+          .get(
+            `${server.url}/metrics`,
+            { headers: encoding ? { "accept-encoding": encoding } : {} },
+            (res) => {
+              const chunks: Buffer[] = [];
+              res.on("data", (c: Buffer) => chunks.push(c));
+              res.on("end", () => resolve({ headers: res.headers, body: Buffer.concat(chunks) }));
+            },
+          )
+          .on("error", reject);
+      });
+    const zipped = await raw("gzip, deflate");
+    expect(zipped.headers["content-encoding"]).toBe("gzip");
+    expect(Number(zipped.headers["content-length"])).toBe(zipped.body.length);
+    expect(gunzipSync(zipped.body).toString()).toContain(
+      'sluice_windowing_late_records_total{application_id="agg"} 1',
+    );
+    const plain = await raw();
+    expect(plain.headers["content-encoding"]).toBeUndefined();
+    expect(plain.body.toString()).toContain(
+      'sluice_windowing_late_records_total{application_id="agg"} 1',
+    );
+  });
+
+  it("close() cuts a request still running after closeTimeout", async () => {
+    const stuck = await startObservabilityServer({
+      port: 0,
+      registry,
+      readiness: () => new Promise(() => {}), // never answers
+      closeTimeout: 200,
+    });
+    const inflight = fetch(`${stuck.url}/readyz`).then(
+      () => "answered",
+      () => "cut",
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    await stuck.close();
+    expect(stuck.status).toBe("closed");
+    expect(await inflight).toBe("cut");
   });
 
   it("/healthz is 200 while open", async () => {
