@@ -41,10 +41,7 @@ describe("kafka listener requiring SASL over TLS", () => {
   });
 
   // Wrong credentials must fail on the first attempt, so those clients do not retry.
-  const client = (
-    sasl: SASLOptions,
-    retries = 0,
-  ) =>
+  const client = (sasl: SASLOptions, retries = 0) =>
     new Kafka({
       clientId: "security-test",
       brokers: broker.brokers,
