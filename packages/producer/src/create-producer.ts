@@ -6,6 +6,7 @@ import {
   JSON_CONTENT_TYPE,
   parseDuration,
   SchemaError,
+  type SchemaRegistry,
   SluiceError,
 } from "@sluice/schema";
 import type { Kafka } from "kafkajs";
@@ -35,6 +36,12 @@ export interface ProducerOptions<T> {
   topic: string;
   /** The event codec (see `defineSchema` in `@sluice/schema`). */
   schema: EventSchema<T>;
+  /**
+   * A schema registry: the schema is registered (once) before the first
+   * event is sent, so every record carries its id. Without it, the id header
+   * is written only when `schema.id` is already set.
+   */
+  registry?: SchemaRegistry;
   /**
    * Record key: a property name of the event or a function of the event.
    * @defaultValue `'user_id'`
@@ -311,7 +318,11 @@ export function createProducer<T>(options: ProducerOptions<T>): Producer<T> {
   if (framing !== "none" && framing !== "confluent") {
     throw invalidOption(`framing must be 'none' or 'confluent'; got ${JSON.stringify(framing)}`);
   }
-  if (framing === "confluent" && schema.id === undefined) {
+  const registry = options.registry;
+  if (registry !== undefined && typeof registry.register !== "function") {
+    throw invalidOption("registry must be a SchemaRegistry from @sluice/schema");
+  }
+  if (framing === "confluent" && schema.id === undefined && registry === undefined) {
     throw invalidOption(
       "framing 'confluent' needs a registered schema (schema.id); register it with a registry first",
     );
@@ -372,6 +383,9 @@ export function createProducer<T>(options: ProducerOptions<T>): Producer<T> {
   const missingUntil = new Map<string, number>();
   let metadataFetch: Promise<void> | undefined;
   let pumpTimer: NodeJS.Timeout | undefined;
+  let schemaReady = registry === undefined || schema.id !== undefined;
+  let registering: Promise<void> | undefined;
+  let registrationError: unknown;
 
   const closedError = () =>
     new ProducerError(
@@ -499,7 +513,7 @@ export function createProducer<T>(options: ProducerOptions<T>): Producer<T> {
   function send(event: T): Promise<SendResult> {
     if (status === "closing" || status === "closed") return Promise.reject(closedError());
     const p = newPending(event);
-    if (waitingHead === waiting.length) {
+    if (waitingHead === waiting.length && schemaReady) {
       // Nothing waits ahead of this send: take the fast path when there is room.
       if (!prepare(p)) return p.promise;
       if (tryEnqueue(p)) return p.promise;
@@ -565,8 +579,8 @@ export function createProducer<T>(options: ProducerOptions<T>): Producer<T> {
   }
 
   function failPending(p: Pending, err: unknown) {
-    settled(p);
     p.reject(err);
+    settled(p);
   }
 
   let pumpScheduled = false;
@@ -583,7 +597,39 @@ export function createProducer<T>(options: ProducerOptions<T>): Producer<T> {
    * Admits waiting sends in call order, a bounded chunk per turn of the event
    * loop, so that encoding overlaps with the request in flight.
    */
+  function ensureRegistered() {
+    if (registering || !registry) return;
+    registering = registry
+      .register(schema)
+      .then(
+        () => {
+          schemaReady = true;
+        },
+        (err: unknown) => {
+          registrationError = err;
+        },
+      )
+      .finally(() => {
+        registering = undefined;
+        pump();
+      });
+  }
+
   function pump() {
+    if (!schemaReady && waitingHead < waiting.length) {
+      if (registrationError === undefined) {
+        ensureRegistered();
+        return;
+      }
+      // The registry refused or failed: the sends waiting now fail with its
+      // error; the next send tries to register again.
+      const err = registrationError;
+      registrationError = undefined;
+      while (waitingHead < waiting.length) failPending(waiting[waitingHead++]!, err);
+      waiting.length = 0;
+      waitingHead = 0;
+      return;
+    }
     let budget = PUMP_CHUNK;
     while (waitingHead < waiting.length) {
       const p = waiting[waitingHead]!;
@@ -758,7 +804,6 @@ export function createProducer<T>(options: ProducerOptions<T>): Producer<T> {
       const base = outcome.ok ? outcome.offsets.get(`${q.topic}\u0000${q.partition}`) : undefined;
       for (let i = 0; i < items.length; i++) {
         const p = items[i]!;
-        settled(p);
         if (outcome.ok) {
           p.resolve({
             topic: q.topic,
@@ -769,6 +814,8 @@ export function createProducer<T>(options: ProducerOptions<T>): Producer<T> {
         } else {
           p.reject(outcome.error);
         }
+        // after resolving, so that flush() resolves after the sends it waits for
+        settled(p);
       }
     }
     bufferedBytes -= req.bytes;

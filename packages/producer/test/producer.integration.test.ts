@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import diagnostics_channel from "node:diagnostics_channel";
 import { type Context, context, ROOT_CONTEXT, trace } from "@opentelemetry/api";
-import { HEADERS } from "@sluice/schema";
+import { createLocalRegistry, defineSchema, HEADERS, type SchemaError } from "@sluice/schema";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   createProducer,
@@ -256,5 +256,54 @@ describe("createProducer on the real broker", () => {
     } finally {
       context.disable();
     }
+  });
+
+  it("flush() sends at once despite lingerMs; a full batch is sent without waiting for it", async () => {
+    const topic = topicName("flush");
+    await using producer = createProducer({
+      brokers,
+      topic,
+      schema: TestEvent,
+      lingerMs: "1h",
+      maxBatchMessages: 5,
+    });
+    await producer.ensureTopic({ partitions: 1 });
+    let acked = 0;
+    const count = (p: Promise<unknown>) => p.then(() => acked++);
+    // five events fill a batch: sent although lingerMs is an hour
+    await Promise.all(
+      Array.from({ length: 5 }, (_, seq) => count(producer.send({ user_id: "u", seq, ts: 1 }))),
+    );
+    expect(acked).toBe(5);
+    const rest = Array.from({ length: 3 }, (_, i) =>
+      count(producer.send({ user_id: "u", seq: 5 + i, ts: 1 })),
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    expect(acked).toBe(5); // lingering
+    await producer.flush();
+    expect(acked).toBe(8);
+    await Promise.all(rest);
+    expect(producer.bufferedBytes).toBe(0);
+  });
+
+  it("with a registry, registers the schema first and writes its id on every record", async () => {
+    const topic = topicName("registry");
+    await using registry = createLocalRegistry();
+    const Ev = defineSchema({ subject: `${topic}-value`, schema: TestEvent.jsonSchema as never });
+    await using producer = createProducer({ brokers, topic, schema: Ev, registry });
+    await producer.ensureTopic({ partitions: 1 });
+    await Promise.all([0, 1, 2].map((seq) => producer.send({ user_id: "u", seq, ts: 1 } as never)));
+    expect(Ev.id).toBe(1);
+    const records = await readAll(kafka, topic, 3, { settleMs: 200 });
+    expect(records.map((r) => r.headers[HEADERS.schemaId])).toEqual(["1", "1", "1"]);
+
+    // an incompatible schema is refused by the registry: sends reject with its error
+    const Broken = defineSchema({
+      subject: `${topic}-value`,
+      schema: { type: "object", properties: { user_id: { type: "integer" } } },
+    });
+    await using bad = createProducer({ brokers, topic, schema: Broken, registry });
+    const err = await bad.send({ user_id: 1 }).catch((e: unknown) => e);
+    expect((err as SchemaError).code).toBe("SCHEMA_INCOMPATIBLE");
   });
 });
