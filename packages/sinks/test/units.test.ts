@@ -179,3 +179,32 @@ describe("createClickHouseSink options", () => {
     expect(sink.status).toBe("closed");
   });
 });
+
+describe("eventTableSql validation", () => {
+  const schema = {
+    type: "object",
+    properties: {
+      user_id: { type: "string" },
+      ts: { type: "string", format: "date-time" },
+      note: { type: "string" },
+    },
+    required: ["user_id", "ts"],
+  };
+  it("derives the time column and orders by user when there is no type column", async () => {
+    const { eventTableSql } = await import("../src/index.js");
+    const sql = eventTableSql({ table: "e", schema });
+    expect(sql).toContain("ORDER BY (`user_id`, `ts`)");
+    expect(sql).toContain("`note` Nullable(String)");
+    expect(sql).toContain("TTL toDateTime(`ts`) + INTERVAL 604800 SECOND DELETE");
+  });
+  it("refuses bad durations, schemas and volumes", async () => {
+    const { eventTableSql } = await import("../src/index.js");
+    const invalid = expect.objectContaining({ code: "SINK_INVALID_OPTIONS" });
+    expect(() => eventTableSql({ table: "e", schema, hotTtl: "soon" })).toThrow(invalid);
+    expect(() => eventTableSql({ table: "e", schema: { type: "object" } })).toThrow(invalid);
+    expect(() => eventTableSql({ table: "e", schema, timestampColumn: "note" })).toThrow(invalid);
+    expect(() => eventTableSql({ table: "e", schema, coldVolume: "x'; DROP" })).toThrow(
+      expect.objectContaining({ code: "SINK_INVALID_IDENTIFIER" }),
+    );
+  });
+});
