@@ -306,4 +306,27 @@ describe("createProducer on the real broker", () => {
     const err = await bad.send({ user_id: 1 }).catch((e: unknown) => e);
     expect((err as SchemaError).code).toBe("SCHEMA_INCOMPATIBLE");
   });
+
+  it("PRODUCER_PARTITIONER_FAILED when a custom partitioner throws or returns no valid partition", async () => {
+    const topic = topicName("partitioner");
+    let mode: "ok" | "range" | "throw" = "ok";
+    await using producer = createProducer({
+      brokers,
+      topic,
+      schema: TestEvent,
+      partitioner: (_key, n) => {
+        if (mode === "throw") throw new Error("no partition for you");
+        return mode === "range" ? n : n - 1;
+      },
+    });
+    await producer.ensureTopic({ partitions: 2 });
+    expect((await producer.send({ user_id: "u", seq: 0, ts: 1 })).partition).toBe(1);
+    mode = "range";
+    const e1 = await producer.send({ user_id: "u", seq: 1, ts: 1 }).catch((e: unknown) => e);
+    expect((e1 as ProducerError).code).toBe("PRODUCER_PARTITIONER_FAILED");
+    mode = "throw";
+    const e2 = await producer.send({ user_id: "u", seq: 2, ts: 1 }).catch((e: unknown) => e);
+    expect((e2 as ProducerError).code).toBe("PRODUCER_PARTITIONER_FAILED");
+    expect(producer.bufferedBytes).toBe(0);
+  });
 });
