@@ -27,6 +27,8 @@ const aggregator = await startAggregator({
     console.error(`aggregator: job ${app} failed (${reason}); stopping`);
     void shutdown("job failure", 1);
   },
+  onJobRestart: (app, reason, n) =>
+    console.error(`aggregator: job ${app} stopped (${reason}); restart ${n}`),
   onRetry: (err, n) =>
     console.error(`aggregator: start attempt ${n} failed (${(err as Error).message}); retrying`),
 });

@@ -63,11 +63,20 @@ export interface AggregatorOptions {
   /** Called before a start is retried. */
   onRetry?: (err: unknown, attempt: number) => void;
   /**
-   * Called once when a job stopped by itself (the runtime stops a job on an
-   * unrecoverable error rather than run ahead of what it committed). The
-   * aggregator is then incomplete: stop it and restart the process.
+   * Called once when a job stopped by itself more than `maxJobRestarts` times
+   * (the runtime stops a job on an error rather than run ahead of what it
+   * committed). The aggregator is then incomplete: stop it.
    */
   onJobFailure?: (applicationId: string, reason: string) => void;
+  /** Called when a job that stopped by itself is restarted. */
+  onJobRestart?: (applicationId: string, reason: string, restart: number) => void;
+  /** Restarts per job before `onJobFailure`. @defaultValue 10 */
+  maxJobRestarts?: number;
+}
+
+interface RunningJob {
+  job: Pick<Job<unknown>, "status" | "stop" | "start">;
+  sinks: Array<Sink<never>>;
 }
 
 async function startOnce(opts: AggregatorOptions): Promise<Aggregator> {
@@ -97,28 +106,12 @@ async function startOnce(opts: AggregatorOptions): Promise<Aggregator> {
     logLevel: opts.kafkaLogLevel ?? logLevel.ERROR,
   });
   const ch = (table: string) => ({ url: c.clickhouseUrl, table, maxDelayMs: 200 });
-  const sessionsSink = createClickHouseSink<WindowResult<SessionValue>>({
-    ...ch(c.tables.sessions),
-    toRow: (r) => ({ ...sessionRow(r) }),
-  });
-  const countsSink = createClickHouseSink<WindowResult<number>>({
-    ...ch(c.tables.minuteCounts),
-    toRow: (r) => ({ ...minuteCountRow(r) }),
-  });
   const rawSink = createClickHouseSink<UserEvent>({
     ...ch(c.tables.events),
     toRow: (e) => ({ ...rawEventRow(e) }),
     identity: (e) => e.event_id,
   });
   const redis = createRedisOutputs(c);
-  const sinks: Array<Sink<never>> = [
-    sessionsSink,
-    countsSink,
-    rawSink,
-    redis.minuteCounts,
-    redis.topPages,
-  ];
-
   const source = (applicationId: string): Job<UserEvent> =>
     createJob<UserEvent>({
       brokers: c.kafkaBrokers,
@@ -128,11 +121,34 @@ async function startOnce(opts: AggregatorOptions): Promise<Aggregator> {
       guarantee: "exactly-once",
       handleSignals: false,
     });
-  const jobs = [
-    sessionsPipeline(source(c.applications.sessions), c).to(sessionsSink),
-    countsPipeline(source(c.applications.counts), c).to(countsSink).to(redis.minuteCounts),
-    pagesPipeline(source(c.applications.pages), c).to(redis.topPages),
-  ];
+  // Each job with its own sinks, built fresh when the job is (re)started:
+  // a stopped job closes the sinks it was given.
+  const builders: Record<string, () => RunningJob> = {
+    [c.applications.sessions]: () => {
+      const sink = createClickHouseSink<WindowResult<SessionValue>>({
+        ...ch(c.tables.sessions),
+        toRow: (r) => ({ ...sessionRow(r) }),
+      });
+      return { job: sessionsPipeline(source(c.applications.sessions), c).to(sink), sinks: [sink] };
+    },
+    [c.applications.counts]: () => {
+      const sink = createClickHouseSink<WindowResult<number>>({
+        ...ch(c.tables.minuteCounts),
+        toRow: (r) => ({ ...minuteCountRow(r) }),
+      });
+      const live = redis.minuteCounts();
+      return {
+        job: countsPipeline(source(c.applications.counts), c).to(sink).to(live),
+        sinks: [sink, live],
+      };
+    },
+    [c.applications.pages]: () => {
+      const top = redis.topPages();
+      return { job: pagesPipeline(source(c.applications.pages), c).to(top), sinks: [top] };
+    },
+  };
+  const running = new Map<string, RunningJob>();
+  const restarts: Record<string, number> = {};
   let raw: RawEventsConsumer | undefined;
   let stopping: Promise<void> | undefined;
   // A failing job stops itself and says why in a process warning.
@@ -141,8 +157,21 @@ async function startOnce(opts: AggregatorOptions): Promise<Aggregator> {
     warnings.push(w.message);
   };
   process.on("warning", onWarning);
-  const apps = [c.applications.sessions, c.applications.counts, c.applications.pages];
   let watchdog: NodeJS.Timeout | undefined;
+  const closeQuietly = async (r: RunningJob) => {
+    await r.job.stop().catch(() => undefined);
+    await Promise.all(r.sinks.map((s) => s.close().catch(() => undefined)));
+  };
+  const startJob = async (app: string) => {
+    const r = builders[app]!();
+    try {
+      await r.job.start();
+    } catch (err) {
+      await closeQuietly(r);
+      throw err;
+    }
+    running.set(app, r);
+  };
   const stop = () => {
     stopping ??= (async () => {
       const errors: unknown[] = [];
@@ -153,12 +182,14 @@ async function startOnce(opts: AggregatorOptions): Promise<Aggregator> {
           errors.push(err);
         }
       };
+      clearInterval(watchdog);
+      while (supervising) await new Promise((r) => setTimeout(r, 50));
       await Promise.all([
-        ...jobs.map((j) => settle(j.stop())),
+        ...[...running.values()].map((r) => settle(r.job.stop())),
         settle(raw?.stop() ?? Promise.resolve()),
       ]);
+      const sinks: Array<Sink<never>> = [rawSink, ...[...running.values()].flatMap((r) => r.sinks)];
       await Promise.all(sinks.map((s) => settle(s.close())));
-      clearInterval(watchdog);
       process.off("warning", onWarning);
       unsubscribe("sluice:job:late", onLate);
       unsubscribe("sluice:job:dlq", onDlq);
@@ -168,18 +199,41 @@ async function startOnce(opts: AggregatorOptions): Promise<Aggregator> {
     })();
     return stopping;
   };
+  // Supervision: a job that stopped by itself is restarted with fresh sinks;
+  // exactly-once makes that safe (it resumes from its last commit).
+  let supervising = false;
+  const supervise = async () => {
+    if (stopping || supervising) return;
+    supervising = true;
+    try {
+      for (const [app, r] of running) {
+        if (stopping || r.job.status !== "closed") continue;
+        const reason = warnings.findLast((w) => w.includes(app)) ?? "stopped unexpectedly";
+        restarts[app] = (restarts[app] ?? 0) + 1;
+        if (restarts[app]! > maxRestarts) {
+          opts.onJobFailure?.(app, reason);
+          return;
+        }
+        opts.onJobRestart?.(app, reason, restarts[app]!);
+        await closeQuietly(r);
+        running.delete(app);
+        try {
+          await startJob(app);
+        } catch (err) {
+          // Try again on the next tick.
+          running.set(app, { job: { status: "closed", stop: async () => {} } as never, sinks: [] });
+          warnings.push(`${app}: restart failed: ${(err as Error).message}`);
+        }
+      }
+    } finally {
+      supervising = false;
+    }
+  };
+  const maxRestarts = opts.maxJobRestarts ?? 10;
   try {
-    for (const job of jobs) await job.start();
+    for (const app of Object.keys(builders)) await startJob(app);
     raw = await startRawEventsConsumer({ config: c, kafka, sink: rawSink });
-    let reported = false;
-    watchdog = setInterval(() => {
-      if (stopping || reported) return;
-      const i = jobs.findIndex((j) => j.status === "closed");
-      if (i < 0) return;
-      reported = true;
-      const app = apps[i]!;
-      opts.onJobFailure?.(app, warnings.find((w) => w.includes(app)) ?? "stopped unexpectedly");
-    }, 500);
+    watchdog = setInterval(() => void supervise(), 1000);
     watchdog.unref();
   } catch (err) {
     await stop().catch(() => undefined);

@@ -25,47 +25,66 @@ export async function startRawEventsConsumer(opts: {
   sink: Sink<UserEvent>;
 }): Promise<RawEventsConsumer> {
   const { config, kafka, sink } = opts;
-  const consumer: Consumer = kafka.consumer({
-    groupId: config.applications.raw,
-    readUncommitted: false,
-    sessionTimeout: 30_000,
-  });
-  await consumer.connect();
-  await consumer.subscribe({ topic: config.topic, fromBeginning: true });
-  await consumer.run({
-    autoCommit: false,
-    eachBatchAutoResolve: false,
-    eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-      if (!isRunning() || isStale() || batch.messages.length === 0) return;
-      const events: UserEvent[] = [];
-      for (const m of batch.messages) {
-        if (!m.value) continue;
-        try {
-          const e = UserEventCodec.decode(m.value);
-          if (!isEndOfStream(e)) events.push(e);
-        } catch {
-          // Invalid: the jobs' dead-letter topics carry it.
+  let consumer: Consumer | undefined;
+  let stopped = false;
+  const run = async (): Promise<void> => {
+    const current = kafka.consumer({
+      groupId: config.applications.raw,
+      readUncommitted: false,
+      sessionTimeout: 30_000,
+    });
+    consumer = current;
+    // kafkajs restarts itself after retriable errors; after the others, start over.
+    current.on(current.events.CRASH, (e) => {
+      if (e.payload.restart || stopped) return;
+      setTimeout(() => {
+        if (stopped || consumer !== current) return;
+        void current
+          .disconnect()
+          .catch(() => undefined)
+          .then(() => (stopped ? undefined : run()))
+          .catch(() => undefined);
+      }, 1000);
+    });
+    await current.connect();
+    await current.subscribe({ topic: config.topic, fromBeginning: true });
+    await current.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+        if (!isRunning() || isStale() || batch.messages.length === 0) return;
+        const events: UserEvent[] = [];
+        for (const m of batch.messages) {
+          if (!m.value) continue;
+          try {
+            const e = UserEventCodec.decode(m.value);
+            if (!isEndOfStream(e)) events.push(e);
+          } catch {
+            // Invalid: the jobs' dead-letter topics carry it.
+          }
         }
-      }
-      if (events.length > 0) {
-        await sink.write(events);
-        await sink.flush();
-      }
-      // Advance the fetch position, then commit: the sink has acknowledged.
-      resolveOffset(batch.lastOffset());
-      await consumer.commitOffsets([
-        {
-          topic: batch.topic,
-          partition: batch.partition,
-          offset: (BigInt(batch.lastOffset()) + 1n).toString(),
-        },
-      ]);
-      await heartbeat();
-    },
-  });
+        if (events.length > 0) {
+          await sink.write(events);
+          await sink.flush();
+        }
+        // Advance the fetch position, then commit: the sink has acknowledged.
+        resolveOffset(batch.lastOffset());
+        await current.commitOffsets([
+          {
+            topic: batch.topic,
+            partition: batch.partition,
+            offset: (BigInt(batch.lastOffset()) + 1n).toString(),
+          },
+        ]);
+        await heartbeat();
+      },
+    });
+  };
+  await run();
   return {
     async stop() {
-      await consumer.disconnect();
+      stopped = true;
+      await consumer?.disconnect();
     },
   };
 }

@@ -7,9 +7,9 @@ type Result = WindowResult<number>;
 /** The aggregator's Redis outputs: live counters, leaderboards and their pub/sub announcements. */
 export interface RedisOutputs {
   /** Job 2 target: `HSET counts:<minute> <type> <count>`. */
-  minuteCounts: RedisSink<Result>;
+  minuteCounts: () => RedisSink<Result>;
   /** Job 3 target: `ZADD top-pages:<window> <views> <page>` and `PUBLISH top-pages <json>`. */
-  topPages: RedisSink<Result>;
+  topPages: () => RedisSink<Result>;
 }
 
 /**
@@ -18,47 +18,49 @@ export interface RedisOutputs {
  * after a crash change nothing.
  *
  * @param c - the deployment (address, key prefix)
- * @returns the two sinks
+ * @returns a factory for each sink (a restarted job gets fresh ones)
  */
 export function createRedisOutputs(c: PipelineConfig): RedisOutputs {
   const relative = (key: string) => key.slice(c.redisPrefix.length);
   const common = { url: c.redisUrl, keyPrefix: c.redisPrefix, maxDelayMs: 100 };
   return {
-    minuteCounts: createRedisSink<Result>({
-      ...common,
-      name: "live-counters",
-      jobId: c.applications.counts,
-      write: (r) => [
-        {
-          command: "HSET",
-          key: relative(redisKeys.minuteCounts(c, r.windowStart)),
-          args: [r.key, r.value],
-        },
-      ],
-    }),
-    topPages: createRedisSink<Result>({
-      ...common,
-      name: "top-pages",
-      jobId: c.applications.pages,
-      write: (r) => [
-        {
-          command: "ZADD",
-          key: relative(redisKeys.topPages(c, r.windowStart)),
-          args: [r.value, r.key],
-        },
-        {
-          command: "PUBLISH",
-          key: relative(redisKeys.topPagesChannel(c)),
-          args: [
-            JSON.stringify({
-              windowStart: r.windowStart,
-              windowEnd: r.windowEnd,
-              page: r.key,
-              views: r.value,
-            }),
-          ],
-        },
-      ],
-    }),
+    minuteCounts: () =>
+      createRedisSink<Result>({
+        ...common,
+        name: "live-counters",
+        jobId: c.applications.counts,
+        write: (r) => [
+          {
+            command: "HSET",
+            key: relative(redisKeys.minuteCounts(c, r.windowStart)),
+            args: [r.key, r.value],
+          },
+        ],
+      }),
+    topPages: () =>
+      createRedisSink<Result>({
+        ...common,
+        name: "top-pages",
+        jobId: c.applications.pages,
+        write: (r) => [
+          {
+            command: "ZADD",
+            key: relative(redisKeys.topPages(c, r.windowStart)),
+            args: [r.value, r.key],
+          },
+          {
+            command: "PUBLISH",
+            key: relative(redisKeys.topPagesChannel(c)),
+            args: [
+              JSON.stringify({
+                windowStart: r.windowStart,
+                windowEnd: r.windowEnd,
+                page: r.key,
+                views: r.value,
+              }),
+            ],
+          },
+        ],
+      }),
   };
 }
