@@ -1,7 +1,8 @@
 // `npm run demo` (via scripts/demo.mjs): the reference pipeline end to end on
 // the services given by SLUICE_* (the local stack by default).
 //
-//   --events N     records to produce (default 300000, ~2 minutes on 2 cores)
+//   --events N     records to produce (default 100000: about 2 minutes on 2 idle
+//                  cores; 300000 and more work, they just take longer)
 //   --seed S       generator seed (default 1)
 //   --seconds T    produce over about T seconds of wall time (default 30)
 //
@@ -29,7 +30,7 @@ import { setUpPipeline, tearDownPipeline } from "../pipeline/setup.js";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const { values } = parseArgs({
   options: {
-    events: { type: "string", default: "300000" },
+    events: { type: "string", default: "100000" },
     seed: { type: "string", default: "1" },
     seconds: { type: "string", default: "30" },
   },
@@ -210,6 +211,14 @@ async function main(): Promise<number> {
   const startMs = Math.floor((Date.now() - spanMs - 3_600_000) / 3_600_000) * 3_600_000;
   const genOptions = { count: events, seed, startMs, partitions: config.partitions };
 
+  // The producer regenerates the same stream from the same seed; the truth is computed here.
+  const stream = generateEvents(genOptions);
+  const truth = computeGroundTruth(stream.records, config.windows);
+  say(
+    `ground truth: ${truth.totals.sessions.toLocaleString()} sessions, ` +
+      `${truth.minuteCounts.length} (minute, type) counts, ${truth.pageWindows.length.toLocaleString()} (window, page) counts`,
+  );
+
   const aggregator = startService("aggregator", "aggregator.ts", ["--metrics-port", "9465"]);
   const ready = await aggregator.next("ready", 120_000);
   say(`aggregator running: three jobs + raw events; metrics at ${ready.metrics}`);
@@ -227,8 +236,6 @@ async function main(): Promise<number> {
     "9464",
   ]);
   say("producer running; metrics at http://127.0.0.1:9464/metrics");
-  const stream = generateEvents(genOptions);
-  const truth = computeGroundTruth(stream.records, config.windows);
   const produced = await producer.next("produced", 15 * 60_000);
   await producer.exited;
   say(
