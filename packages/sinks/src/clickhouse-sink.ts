@@ -76,6 +76,13 @@ export interface ClickHouseSink<R> extends DisposableSink<R> {
   readonly serverFeatures: ClickHouseFeatures | undefined;
   /** Rows accepted but not yet acknowledged. */
   readonly bufferedRows: number;
+  /**
+   * Whether the sink can deliver: open, not failed, and the destination
+   * answers a round trip (`SELECT 1` / `PING`). Never throws.
+   *
+   * @returns `{ ok, detail }`
+   */
+  health(): Promise<{ ok: boolean; detail: string }>;
 }
 
 /** A record's JSONEachRow line. */
@@ -220,6 +227,9 @@ export function createClickHouseSink<R>(options: ClickHouseSinkOptions<R>): Clic
     },
     classify: classifyClickHouse,
     release: () => executor.close(),
+    ping: async () => {
+      await executor.queryRows("SELECT 1 AS ok");
+    },
   };
 
   const sink = new BatchingSink<R, Payload>(driver, options, {

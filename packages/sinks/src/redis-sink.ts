@@ -160,6 +160,13 @@ export interface RedisSinkOptions<R> extends BatchingOptions<R> {
 export interface RedisSink<R> extends DisposableSink<R> {
   /** Rows accepted but not yet acknowledged. */
   readonly bufferedRows: number;
+  /**
+   * Whether the sink can deliver: open, not failed, and the destination
+   * answers a round trip (`SELECT 1` / `PING`). Never throws.
+   *
+   * @returns `{ ok, detail }`
+   */
+  health(): Promise<{ ok: boolean; detail: string }>;
   /** The Redis key holding the fence of a partition. */
   fenceKey(partition: number): string;
 }
@@ -473,6 +480,9 @@ export function createRedisSink<R>(options: RedisSinkOptions<R>): RedisSink<R> {
       return rejected;
     },
     classify: classifyRedis,
+    ping: async () => {
+      await redis.ping();
+    },
     async release() {
       if (owned) await redis.quit().catch(() => redis.disconnect());
     },

@@ -44,6 +44,10 @@ function memorySink(store: MemoryStore, options: BatchingOptions<Rec> = {}) {
       for (const e of batch) store.rows.push(JSON.parse(e.payload));
       return undefined;
     },
+    async ping() {
+      if (store.failNext > 0)
+        throw Object.assign(new Error("connection refused"), { code: "ECONNREFUSED" });
+    },
     classify(err) {
       const code = (err as { code?: string }).code ?? "UNKNOWN";
       return { retryable: code === "ECONNREFUSED", code };
@@ -242,6 +246,7 @@ describe("BatchingSink", () => {
         return undefined;
       },
       classify: () => ({ retryable: false, code: "X" }),
+      async ping() {},
       async release() {},
     };
     const sink = new BatchingSink(driver, { maxBatchRows: 2 }, { name: "m", maxBatchRows: 2 });
@@ -279,6 +284,28 @@ describe("BatchingSink", () => {
     expect(() => memorySink(store, { name: "" })).toThrow(
       expect.objectContaining({ code: "SINK_INVALID_OPTIONS" }),
     );
+  });
+
+  it("health reports reachability, sticky failure and close", async () => {
+    const store = new MemoryStore();
+    const sink = memorySink(store, { retry: { initialDelayMs: 1, maxAttempts: 2 } });
+    expect(await sink.health()).toEqual({ ok: true, detail: "0 rows buffered" });
+    store.failNext = 1;
+    expect(await sink.health()).toMatchObject({
+      ok: false,
+      detail: expect.stringContaining("ECONNREFUSED"),
+    });
+    store.failNext = 5;
+    await sink.write(recs(1));
+    await expect(sink.flush()).rejects.toMatchObject({ code: "SINK_RETRIES_EXHAUSTED" });
+    store.failNext = 0;
+    expect(await sink.health()).toMatchObject({
+      ok: false,
+      detail: expect.stringContaining("sink failed"),
+    });
+    const other = memorySink(store);
+    await other.close();
+    expect(await other.health()).toEqual({ ok: false, detail: "sink is closed" });
   });
 
   it("SINK_CLOSED after close", async () => {

@@ -195,6 +195,10 @@ describe("ClickHouse sink on the server", () => {
       requestTimeoutMs: "5s",
     });
     try {
+      expect((await sink.health()).ok).toBe(true);
+      await proxy.stop();
+      expect(await sink.health()).toMatchObject({ ok: false });
+      await proxy.start();
       const run = await streamThroughOutage({
         sink,
         proxy,

@@ -362,6 +362,7 @@ describe("Redis sink", () => {
       retry: { initialDelayMs: 100, maxDelayMs: 1000 },
     });
     try {
+      expect((await sink.health()).ok).toBe(true);
       const run = await streamThroughOutage({ sink, proxy, outageMs: 10_000, record: rec });
       expect(run.duringOutage).toBeLessThanOrEqual(300 + 10);
       expect(run.backpressure).toBeGreaterThan(0);

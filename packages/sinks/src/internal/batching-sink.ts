@@ -50,6 +50,8 @@ export interface SinkDriver<R, P> {
   together?(previous: P, next: P): boolean;
   /** Releases connections the sink owns. */
   release(): Promise<void>;
+  /** Round trip to the destination; throws when it cannot be reached. */
+  ping(): Promise<void>;
 }
 
 /** One record of a batch the destination refused while applying the others. */
@@ -191,6 +193,25 @@ export class BatchingSink<R, P> implements DisposableSink<R> {
   /** Rows accepted but not yet acknowledged (buffered plus in flight). */
   get bufferedRows(): number {
     return this.#buffer.length + this.#inflightRows;
+  }
+
+  /**
+   * Whether the sink can deliver: open, not failed, and the destination
+   * answers a round trip. Never throws.
+   */
+  async health(): Promise<{ ok: boolean; detail: string }> {
+    if (this.#status !== "open") return { ok: false, detail: `sink is ${this.#status}` };
+    if (this.#failure) return { ok: false, detail: `sink failed: ${this.#failure.message}` };
+    try {
+      await this.#driver.ping();
+    } catch (err) {
+      const code = this.#driver.classify(err).code;
+      return {
+        ok: false,
+        detail: `${this.#driver.kind} unreachable (${code}): ${(err as Error)?.message ?? String(err)}`,
+      };
+    }
+    return { ok: true, detail: `${this.bufferedRows} rows buffered` };
   }
 
   async write(records: readonly R[]): Promise<void> {
