@@ -1,8 +1,14 @@
-// Exactly-once across a crash: the aggregator runs as its own process, is
-// SIGKILLed in the middle of the stream and restarted; the final ClickHouse
-// tables, Redis keys and the committed DLQ / late records must still equal the
-// ground truth exactly (no loss, no double counting).
+// Exactly-once across crashes and rebalances: the aggregator runs as separate
+// processes (each with its own state directory, like pods with their own
+// volumes); during the stream it is scaled 1 -> 2, one instance is SIGKILLed
+// (the other takes its partitions over and restores their state from the
+// changelog), another is started and the count goes back 2 -> 1. The final
+// ClickHouse tables, Redis keys and committed DLQ / late records must still
+// equal the ground truth exactly: no loss, no double counting.
+
 import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -28,9 +34,12 @@ const stream = generateEvents({
 });
 const truth = computeGroundTruth(stream.records, config.windows);
 const children: ChildProcess[] = [];
+const stateDirs: string[] = [];
 
-/** Starts the aggregator process; resolves once its jobs are running. */
+/** Starts an aggregator process with its own state directory; resolves once its jobs run. */
 async function startAggregatorProcess(): Promise<ChildProcess> {
+  const stateDir = await mkdtemp(path.join(tmpdir(), "sluice-agg-"));
+  stateDirs.push(stateDir);
   const child = spawn(
     process.execPath,
     ["--import", "tsx", path.join(root, "integration/src/bin/aggregator.ts")],
@@ -42,6 +51,7 @@ async function startAggregatorProcess(): Promise<ChildProcess> {
         SLUICE_NAMESPACE: config.namespace,
         SLUICE_PARTITIONS: String(PARTITIONS),
         SLUICE_METRICS_PORT: "0",
+        SLUICE_STATE_DIR: stateDir,
       },
       stdio: ["ignore", "pipe", "pipe"],
     },
@@ -72,7 +82,7 @@ function exited(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => child.once("exit", (code) => resolve(code)));
 }
 
-describe("aggregator killed with SIGKILL mid-stream and restarted", () => {
+describe("aggregator scaled 1 -> 2 -> 1 with a SIGKILL in between", () => {
   beforeAll(async () => {
     await setUpPipeline(config);
   });
@@ -81,24 +91,32 @@ describe("aggregator killed with SIGKILL mid-stream and restarted", () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
     await Promise.all(children.map(exited));
     await tearDownPipeline(config);
+    for (const d of stateDirs) await rm(d, { recursive: true, force: true });
   });
 
-  it("ends with exactly the ground truth", async () => {
+  it("ends with exactly the ground truth", { timeout: 300_000 }, async () => {
     const kafka = new Kafka({ brokers: config.kafkaBrokers, logLevel: logLevel.NOTHING });
-    const half = Math.floor(stream.records.length / 2);
+    const quarter = Math.floor(stream.records.length / 4);
+    const chunk = (i: number) =>
+      stream.records.slice(i * quarter, i === 3 ? undefined : (i + 1) * quarter);
+    const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-    const first = await startAggregatorProcess();
-    await produceRecords({ config, records: stream.records.slice(0, half) });
-    // Let it work on the first half for a while, then kill it mid-flight.
-    await new Promise((r) => setTimeout(r, 4000));
-    first.kill("SIGKILL");
-    await exited(first);
-
-    const second = await startAggregatorProcess();
-    await produceRecords({ config, records: stream.records.slice(half) });
-    await finishStream({ config, kafka, records: stream.records, timeoutMs: 120_000 });
-    second.kill("SIGTERM");
-    expect(await exited(second)).toBe(0);
+    const a = await startAggregatorProcess();
+    await produceRecords({ config, records: chunk(0) });
+    const b = await startAggregatorProcess(); // scale 1 -> 2
+    await produceRecords({ config, records: chunk(1) });
+    await pause(3000);
+    a.kill("SIGKILL"); // b takes every partition over
+    await exited(a);
+    await produceRecords({ config, records: chunk(2) });
+    const c = await startAggregatorProcess(); // back to 2
+    await produceRecords({ config, records: chunk(3) });
+    await pause(2000);
+    b.kill("SIGTERM"); // scale 2 -> 1, graceful
+    expect(await exited(b)).toBe(0);
+    await finishStream({ config, kafka, records: stream.records, timeoutMs: 150_000 });
+    c.kill("SIGTERM");
+    expect(await exited(c)).toBe(0);
 
     const jobs = [
       config.applications.sessions,
