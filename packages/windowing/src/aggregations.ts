@@ -346,10 +346,63 @@ export function quantiles<In>(
       Object.fromEntries(
         qs.map((q) => [String(q), a.count === 0 ? null : a.getValueAtQuantile(q)]),
       ),
-    encode: (a) => Buffer.from(a.toProto()).toString("base64"),
-    decode: (d) =>
-      DDSketch.fromProto(new Uint8Array(Buffer.from(d as string, "base64"))) as DDSketch,
+    encode: (a) => encodeSketch(a),
+    decode: (d) => decodeSketch(d as EncodedSketch, relativeAccuracy),
   };
+}
+
+interface EncodedStore {
+  bins: number[];
+  count: number;
+  minKey: number;
+  maxKey: number;
+  offset: number;
+}
+
+interface EncodedSketch {
+  p: EncodedStore;
+  n: EncodedStore;
+  zeroCount: number;
+  count: number;
+  min: number | null;
+  max: number | null;
+  sum: number;
+}
+
+// Exact state of a DDSketch as plain JSON (its protobuf form re-derives the
+// mapping and loses min/max, so a restored sketch could answer differently).
+function encodeStore(s: DDSketch["store"]): EncodedStore {
+  return {
+    bins: [...s.bins],
+    count: s.count,
+    minKey: s.minKey,
+    maxKey: s.maxKey,
+    offset: s.offset,
+  };
+}
+
+function encodeSketch(a: DDSketch): EncodedSketch {
+  return {
+    p: encodeStore(a.store),
+    n: encodeStore(a.negativeStore),
+    zeroCount: a.zeroCount,
+    count: a.count,
+    min: Number.isFinite(a.min) ? a.min : null,
+    max: Number.isFinite(a.max) ? a.max : null,
+    sum: a.sum,
+  };
+}
+
+function decodeSketch(d: EncodedSketch, relativeAccuracy: number): DDSketch {
+  const s = new DDSketch({ relativeAccuracy });
+  Object.assign(s.store, d.p);
+  Object.assign(s.negativeStore, d.n);
+  s.zeroCount = d.zeroCount;
+  s.count = d.count;
+  s.min = d.min ?? Number.POSITIVE_INFINITY;
+  s.max = d.max ?? Number.NEGATIVE_INFINITY;
+  s.sum = d.sum;
+  return s;
 }
 
 /**

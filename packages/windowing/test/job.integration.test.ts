@@ -141,3 +141,44 @@ describe.each(["exactly-once", "at-least-once"] as const)("Kafka job (%s)", (gua
     expect(dlq[0]?.headers["sluice-error-reason"]).toMatch(/JSON/);
   });
 });
+
+describe("Kafka job with idleCloseMs", () => {
+  it("closes the windows of a quiet partition by the wall clock", async () => {
+    const base = uniqueName("widle");
+    prefixes.push(base);
+    const source = `${base}-events`;
+    await createTopic(admin, source, 2);
+    const now = Date.now();
+    await produce(kafka, source, [
+      { key: "a", value: JSON.stringify({ user: "a", amount: 2, ts: now }), partition: 0 },
+      { key: "a", value: JSON.stringify({ user: "a", amount: 3, ts: now + 1 }), partition: 0 },
+      { key: "b", value: JSON.stringify({ user: "b", amount: 4, ts: now }), partition: 1 },
+    ]);
+    const stateDir = mkdtempSync(path.join(tmpdir(), "widle-"));
+    dirs.push(stateDir);
+    const results: WindowResult<{ n: number; total: number }>[] = [];
+    const job = createJob<Ev>({
+      kafka,
+      applicationId: base,
+      source: { topic: source, schema, eventTime: "ts" },
+      stateDir,
+      idleCloseMs: "1s",
+      handleSignals: false,
+    })
+      .window(tumbling({ size: "2s" }))
+      .aggregate({ n: count(), total: sum((e: Ev) => e.amount) })
+      .to((rs) => {
+        results.push(...rs);
+      });
+    await job.start();
+    try {
+      await waitFor(() => results.length >= 2, 30_000);
+    } finally {
+      await job.stop();
+    }
+    expect(results.map((r) => [r.key, r.value, r.final]).sort()).toEqual([
+      ["a", { n: 2, total: 5 }, true],
+      ["b", { n: 1, total: 4 }, true],
+    ]);
+  });
+});

@@ -576,7 +576,8 @@ export class KafkaRuntime {
             const producer = u.producer as Producer;
             const txn = await producer.transaction();
             try {
-              if (topicMessages.length > 0) await txn.sendBatch({ topicMessages });
+              for (const chunk of chunks(topicMessages))
+                await txn.sendBatch({ topicMessages: chunk });
               if (u.nextOffset !== undefined) {
                 await txn.sendOffsets({
                   consumerGroupId: app,
@@ -613,10 +614,10 @@ export class KafkaRuntime {
       const outputs = all.filter((t) => t.topic !== this.changelogTopic);
       const changelog = all.filter((t) => t.topic === this.changelogTopic);
       const producer = this.aloProducer as Producer;
-      if (outputs.length > 0)
-        await withHeartbeat(producer.sendBatch({ topicMessages: outputs }), heartbeat);
-      if (changelog.length > 0)
-        await withHeartbeat(producer.sendBatch({ topicMessages: changelog }), heartbeat);
+      for (const c of chunks(outputs))
+        await withHeartbeat(producer.sendBatch({ topicMessages: c }), heartbeat);
+      for (const c of chunks(changelog))
+        await withHeartbeat(producer.sendBatch({ topicMessages: c }), heartbeat);
       const offsets = work
         .filter((w) => w.u.nextOffset !== undefined)
         .map((w) => ({
@@ -678,6 +679,51 @@ export class KafkaRuntime {
     await this.aloProducer?.disconnect().catch(() => {});
     await this.admin?.disconnect().catch(() => {});
   }
+}
+
+/**
+ * Splits messages into requests of at most ~`maxBytes` (the broker rejects a
+ * record batch above `message.max.bytes`, 1 MiB by default).
+ */
+function chunks(
+  topicMessages: readonly TopicMessages[],
+  maxBytes = 512 * 1024,
+  maxMessages = 8000,
+): TopicMessages[][] {
+  // kafkajs groups a request's messages per partition in quadratic time, so
+  // requests are also capped by message count.
+  const out: TopicMessages[][] = [];
+  let current: TopicMessages[] = [];
+  let bytes = 0;
+  let n = 0;
+  for (const tm of topicMessages) {
+    let part: Message[] = [];
+    for (const m of tm.messages) {
+      const size = 64 + len(m.key) + len(m.value);
+      if (
+        (bytes + size > maxBytes || n >= maxMessages) &&
+        (part.length > 0 || current.length > 0)
+      ) {
+        if (part.length > 0) current.push({ topic: tm.topic, messages: part });
+        out.push(current);
+        current = [];
+        part = [];
+        bytes = 0;
+        n = 0;
+      }
+      part.push(m);
+      bytes += size;
+      n++;
+    }
+    if (part.length > 0) current.push({ topic: tm.topic, messages: part });
+  }
+  if (current.length > 0) out.push(current);
+  return out;
+}
+
+function len(v: Message["key"] | Message["value"]): number {
+  if (v === null || v === undefined) return 0;
+  return typeof v === "string" ? Buffer.byteLength(v) : v.length;
 }
 
 function lateJson(l: LateRecord<unknown>): Record<string, unknown> {

@@ -79,6 +79,8 @@ export class PartitionProcessor<T = unknown> {
   private readonly heap = new MinHeap();
   private readonly changed = new Set<string>();
   private readonly dirtyWindows = new Map<string, Entry | null>();
+  /** Windows whose latest stored value (changelog) is not a tombstone. */
+  private readonly persisted = new Set<string>();
   private readonly dirtyBuffers = new Set<string>();
   private metaDirty = false;
   private _streamTime = Number.NEGATIVE_INFINITY;
@@ -292,7 +294,7 @@ export class PartitionProcessor<T = unknown> {
       this.windows.delete(hid);
       this.unindex(key, h.start);
       this.changed.delete(hid);
-      this.dirtyWindows.set(hid, null);
+      this.forget(hid);
     }
     acc = this.agg.add(acc === undefined ? this.agg.init() : acc, value);
     const e: Entry = {
@@ -353,8 +355,14 @@ export class PartitionProcessor<T = unknown> {
       this.windows.delete(id);
       this.changed.delete(id);
       if (this.usesKeyIndex) this.unindex(e.key, e.start);
-      this.dirtyWindows.set(id, null);
+      this.forget(id);
     }
+  }
+
+  /** A window was removed: a tombstone only if the store ever saw it. */
+  private forget(id: string): void {
+    if (this.persisted.has(id)) this.dirtyWindows.set(id, null);
+    else this.dirtyWindows.delete(id);
   }
 
   private cleanBuffer(key: string): void {
@@ -373,8 +381,10 @@ export class PartitionProcessor<T = unknown> {
     const out: StateMutation[] = [];
     for (const [id, e] of this.dirtyWindows) {
       if (e) {
+        this.persisted.add(id);
         out.push({ kind: "window", key: e.key, start: e.start, end: e.end, value: this.encode(e) });
       } else {
+        this.persisted.delete(id);
         const cut = id.indexOf(SEP);
         const start = Number(id.slice(0, cut));
         out.push({ kind: "window", key: id.slice(cut + 1), start, end: 0, value: null });
@@ -440,6 +450,7 @@ export class PartitionProcessor<T = unknown> {
       };
       const id = wid(e.key, e.start);
       this.windows.set(id, e);
+      this.persisted.add(id);
       if (this.usesKeyIndex) this.index(e.key, e.start);
       this.heap.push(e.closeAt, id);
       if (e.dirty) this.changed.add(id);

@@ -1,0 +1,284 @@
+// `npm run bench -- windowing [--events N] [--rounds R] [--latency-events N]`
+// @sluice/windowing against raw kafkajs, measured in the same run:
+//   - pre-produce N events (12 partitions, 100,000 users; default 1,000,000);
+//   - ceiling: raw kafkajs eachBatch + JSON.parse + in-memory Map count per
+//     (user, minute) — no state, no output, no guarantees;
+//   - Sluice exactly-once and at-least-once: tumbling 1-minute count + sum per
+//     user, emit final, results to an output topic; timed from the first
+//     record to the commit that covers the last one;
+//   - end-to-end latency at a fixed 20,000 events/s with emit update,
+//     exactly-once: event produced → result visible to a read_committed
+//     consumer (p50/p99).
+// Ratios: ratios.eos_vs_ceiling, ratios.alo_vs_ceiling (events/s over events/s).
+import diagnostics from "node:diagnostics_channel";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { Kafka, logLevel, type Message } from "kafkajs";
+import { count, createJob, max, sum, tumbling } from "../../packages/windowing/src/index.js";
+import { median, numberArg, trackPeakRss, writeResults } from "./_harness.js";
+
+const N = numberArg("events", 1_000_000);
+const ROUNDS = Math.max(3, numberArg("rounds", 3));
+const LAT_EVENTS = numberArg("latency-events", Math.min(200_000, N));
+const RATE = 20_000;
+const PARTITIONS = 12;
+const USERS = 100_000;
+const brokers = (process.env.SLUICE_KAFKA_BROKERS ?? "127.0.0.1:9092").split(",");
+const kafka = new Kafka({ clientId: "bench-windowing", brokers, logLevel: logLevel.NOTHING });
+const admin = kafka.admin();
+const run = `bench_windowing_${Date.now().toString(36)}`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+type Ev = { user_id: string; amount: number; ts: number; sent?: number };
+const T0 = Date.UTC(2026, 0, 1);
+
+function event(i: number): Ev {
+  // event time advances 10 minutes over the run, so windows close as it goes
+  return {
+    user_id: `u${(i * 7919) % USERS}`,
+    amount: (i % 9) + 1,
+    ts: T0 + Math.floor((i / N) * 600_000),
+  };
+}
+
+async function produceAll(topic: string): Promise<void> {
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  const batch = 10_000;
+  for (let i = 0; i < N; i += batch) {
+    const messages: Message[] = [];
+    for (let j = i; j < Math.min(N, i + batch); j++) {
+      const e = event(j);
+      messages.push({ key: e.user_id, value: JSON.stringify(e) });
+    }
+    await producer.send({ topic, messages });
+  }
+  await producer.disconnect();
+}
+
+async function ceiling(topic: string): Promise<number> {
+  const groupId = `${run}-ceiling-${Math.random().toString(36).slice(2)}`;
+  const consumer = kafka.consumer({
+    groupId,
+    maxWaitTimeInMs: 50,
+    maxBytesPerPartition: 4 * 1024 * 1024,
+  });
+  const counts = new Map<string, number>();
+  let seen = 0;
+  let first = 0;
+  let last = 0;
+  let done!: () => void;
+  const finished = new Promise<void>((r) => {
+    done = r;
+  });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.run({
+    eachBatch: async ({ batch }) => {
+      if (first === 0) first = performance.now();
+      for (const m of batch.messages) {
+        const e = JSON.parse((m.value as Buffer).toString("utf8")) as Ev;
+        const k = `${e.user_id}|${Math.floor(e.ts / 60_000)}`;
+        counts.set(k, (counts.get(k) ?? 0) + 1);
+      }
+      seen += batch.messages.length;
+      if (seen >= N) {
+        last = performance.now();
+        done();
+      }
+    },
+  });
+  await finished;
+  await consumer.disconnect();
+  await admin.deleteGroups([groupId]).catch(() => {});
+  return (N / (last - first)) * 1000;
+}
+
+async function sluice(topic: string, guarantee: "exactly-once" | "at-least-once"): Promise<number> {
+  const app = `${run}-${guarantee === "exactly-once" ? "eos" : "alo"}-${Math.random().toString(36).slice(2, 8)}`;
+  const stateDir = mkdtempSync(path.join(tmpdir(), "bench-windowing-"));
+  let seen = 0;
+  let first = 0;
+  let last = 0;
+  let done!: () => void;
+  const finished = new Promise<void>((r) => {
+    done = r;
+  });
+  const onRecords = (m: unknown) => {
+    const msg = m as { applicationId: string; count: number };
+    if (msg.applicationId !== app) return;
+    if (first === 0) first = performance.now();
+    seen += msg.count;
+  };
+  const onCommit = (m: unknown) => {
+    if ((m as { applicationId: string }).applicationId !== app) return;
+    if (seen >= N && last === 0) {
+      last = performance.now();
+      done();
+    }
+  };
+  diagnostics.subscribe("sluice:job:records", onRecords);
+  diagnostics.subscribe("sluice:job:commit", onCommit);
+  const job = createJob<Ev>({
+    kafka,
+    applicationId: app,
+    source: {
+      topic,
+      schema: { decode: (b: Buffer) => JSON.parse(b.toString("utf8")) as Ev },
+      eventTime: "ts",
+    },
+    stateDir,
+    guarantee,
+    handleSignals: false,
+  })
+    .window(tumbling({ size: "1m" }))
+    .aggregate({ events: count(), amount: sum((e: Ev) => e.amount) })
+    .emit("final")
+    .to({ topic: `${app}-out` });
+  await job.start();
+  await finished;
+  await job.stop();
+  diagnostics.unsubscribe("sluice:job:records", onRecords);
+  diagnostics.unsubscribe("sluice:job:commit", onCommit);
+  rmSync(stateDir, { recursive: true, force: true });
+  await cleanup(app);
+  return (N / (last - first)) * 1000;
+}
+
+async function latency(): Promise<{ p50: number; p99: number; samples: number }> {
+  const topic = `${run}-lat`;
+  await admin.createTopics({
+    waitForLeaders: true,
+    topics: [{ topic, numPartitions: PARTITIONS }],
+  });
+  const app = `${run}-lat-job`;
+  const stateDir = mkdtempSync(path.join(tmpdir(), "bench-windowing-"));
+  const job = createJob<Ev>({
+    kafka,
+    applicationId: app,
+    source: {
+      topic,
+      schema: { decode: (b: Buffer) => JSON.parse(b.toString("utf8")) as Ev },
+      eventTime: "ts",
+    },
+    stateDir,
+    guarantee: "exactly-once",
+    handleSignals: false,
+  })
+    .window(tumbling({ size: "1m" }))
+    .aggregate({ events: count(), sent: max((e: Ev) => e.sent ?? 0) })
+    .emit("update")
+    .to({ topic: `${app}-out` });
+  await job.start();
+  const latencies: number[] = [];
+  const reader = kafka.consumer({
+    groupId: `${app}-reader`,
+    readUncommitted: false,
+    maxWaitTimeInMs: 10,
+  });
+  await reader.connect();
+  await reader.subscribe({ topic: `${app}-out`, fromBeginning: true });
+  await reader.run({
+    eachBatch: async ({ batch }) => {
+      const now = Date.now();
+      for (const m of batch.messages) {
+        const r = JSON.parse((m.value as Buffer).toString("utf8")) as { value: { sent: number } };
+        latencies.push(now - r.value.sent);
+      }
+    },
+  });
+  await sleep(3000); // let the reader join before producing
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  const tick = 50;
+  const perTick = (RATE * tick) / 1000;
+  const start = Date.now();
+  for (let i = 0; i < LAT_EVENTS; i += perTick) {
+    const due = start + (i / RATE) * 1000;
+    const wait = due - Date.now();
+    if (wait > 0) await sleep(wait);
+    const now = Date.now();
+    const messages: Message[] = [];
+    for (let j = i; j < Math.min(LAT_EVENTS, i + perTick); j++) {
+      const e: Ev = { user_id: `u${(j * 7919) % USERS}`, amount: 1, ts: now, sent: now };
+      messages.push({ key: e.user_id, value: JSON.stringify(e) });
+    }
+    void producer.send({ topic, messages });
+  }
+  const deadline = Date.now() + 60_000;
+  while (latencies.length < LAT_EVENTS && Date.now() < deadline) await sleep(200);
+  await producer.disconnect();
+  await reader.disconnect();
+  await job.stop();
+  rmSync(stateDir, { recursive: true, force: true });
+  await admin.deleteGroups([`${app}-reader`]).catch(() => {});
+  await cleanup(app);
+  const s = [...latencies].sort((a, b) => a - b);
+  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? Number.NaN;
+  return { p50: q(0.5), p99: q(0.99), samples: s.length };
+}
+
+async function cleanup(prefix: string): Promise<void> {
+  const topics = (await admin.listTopics()).filter((t) => t.startsWith(prefix));
+  if (topics.length) await admin.deleteTopics({ topics }).catch(() => {});
+  await admin.deleteGroups([prefix]).catch(() => {});
+}
+
+await admin.connect();
+const source = `${run}-events`;
+const rss = trackPeakRss();
+try {
+  await admin.createTopics({
+    waitForLeaders: true,
+    topics: [{ topic: source, numPartitions: PARTITIONS }],
+  });
+  const p0 = performance.now();
+  await produceAll(source);
+  console.log(`produced ${N} events in ${((performance.now() - p0) / 1000).toFixed(1)} s`);
+  const rounds: { ceiling: number; eos: number; alo: number }[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const c = await ceiling(source);
+    const e = await sluice(source, "exactly-once");
+    const a = await sluice(source, "at-least-once");
+    rounds.push({ ceiling: c, eos: e, alo: a });
+    console.log(
+      `round ${r + 1}: ceiling ${c.toFixed(0)}/s, eos ${e.toFixed(0)}/s, alo ${a.toFixed(0)}/s`,
+    );
+  }
+  const lat = await latency();
+  const ceilingEps = median(rounds.map((r) => r.ceiling));
+  const eosEps = median(rounds.map((r) => r.eos));
+  const aloEps = median(rounds.map((r) => r.alo));
+  writeResults("windowing", {
+    config: {
+      events: N,
+      partitions: PARTITIONS,
+      users: USERS,
+      rounds: ROUNDS,
+      latencyEvents: LAT_EVENTS,
+      rateEventsPerSec: RATE,
+    },
+    eventsPerSec: {
+      ceiling: Math.round(ceilingEps),
+      exactlyOnce: Math.round(eosEps),
+      atLeastOnce: Math.round(aloEps),
+    },
+    ratios: {
+      eos_vs_ceiling: Number(median(rounds.map((r) => r.eos / r.ceiling)).toFixed(3)),
+      alo_vs_ceiling: Number(median(rounds.map((r) => r.alo / r.ceiling)).toFixed(3)),
+    },
+    latencyMs: {
+      p50: lat.p50,
+      p99: lat.p99,
+      samples: lat.samples,
+      mode: "exactly-once, emit update",
+    },
+    targets: { eos_vs_ceiling: 0.6, alo_vs_ceiling: 0.8, p99Ms: 100 },
+    rounds,
+    peakRssBytes: rss.stop(),
+  });
+} finally {
+  await cleanup(run);
+  await admin.disconnect();
+}
