@@ -13,6 +13,8 @@ import { env, sleep, uniqueName } from "./helpers.js";
 // committed position, and compare the destination with the exact totals.
 const writer = fileURLToPath(new URL("./fixtures/crash-writer.ts", import.meta.url));
 const tsx = fileURLToPath(new URL("../../../node_modules/.bin/tsx", import.meta.url));
+// the package's tsconfig maps @sluice/* to sources, so no build is needed
+const tsconfig = fileURLToPath(new URL("../tsconfig.json", import.meta.url));
 const dir = mkdtempSync(path.join(os.tmpdir(), "sluice-sinks-crash-"));
 const TOTAL = 3000;
 const expectedSum = (TOTAL * (TOTAL + 1)) / 2;
@@ -20,7 +22,9 @@ const expectedSum = (TOTAL * (TOTAL + 1)) / 2;
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function start(args: string[]): { exited: Promise<number | null>; kill(): void } {
-  const child = spawn(tsx, [writer, ...args], { stdio: ["ignore", "ignore", "inherit"] });
+  const child = spawn(tsx, ["--tsconfig", tsconfig, writer, ...args], {
+    stdio: ["ignore", "ignore", "inherit"],
+  });
   const exited = new Promise<number | null>((resolve) =>
     child.once("exit", (code) => resolve(code)),
   );
