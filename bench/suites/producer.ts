@@ -269,6 +269,14 @@ writeResults("producer", {
     b_naive_send_each: b,
     c_sluice_send: c,
   },
+  perRoundRatios: {
+    sluice_vs_raw: samples.c.map((s, i) =>
+      Number((s.eventsPerSec / samples.a[i]!.eventsPerSec).toFixed(3)),
+    ),
+    sluice_vs_naive: samples.c.map((s, i) =>
+      Number((s.eventsPerSec / samples.b[i]!.eventsPerSec).toFixed(1)),
+    ),
+  },
   ratios: {
     sluice_vs_raw: Number((c.eventsPerSec / a.eventsPerSec).toFixed(3)),
     sluice_vs_naive: Number((c.eventsPerSec / b.eventsPerSec).toFixed(1)),
