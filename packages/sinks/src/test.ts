@@ -1,12 +1,7 @@
 import { describe, it } from "vitest";
 import { type SinkConformanceOptions, sinkConformanceCases } from "./conformance.js";
 
-export {
-  type ConformanceSinkHints,
-  type SinkConformanceCase,
-  type SinkConformanceOptions,
-  sinkConformanceCases,
-} from "./conformance.js";
+export * from "./conformance.js";
 
 /**
  * Registers the sink conformance suite with vitest: one `describe` block with

@@ -37,6 +37,12 @@ const rec = (i: number): Rec => ({
   offset: i,
 });
 
+/** Every identity counted in the `seen` hash, once per application. */
+async function readSeen(keyPrefix: string): Promise<string[]> {
+  const seen = await redis.hgetall(`${keyPrefix}seen`);
+  return Object.entries(seen).flatMap(([id, n]) => Array.from({ length: Number(n) }, () => id));
+}
+
 let confPrefix = "";
 runSinkConformance<Rec>({
   name: "conformance: Redis with per-partition fencing (HINCRBY per record)",
@@ -49,10 +55,7 @@ runSinkConformance<Rec>({
     }),
   makeRecords: (n, start) => Array.from({ length: n }, (_, i) => rec(start + i)),
   identity: (r) => r.id,
-  readBack: async () => {
-    const seen = await redis.hgetall(`${confPrefix}seen`);
-    return Object.entries(seen).flatMap(([id, n]) => Array.from({ length: Number(n) }, () => id));
-  },
+  readBack: () => readSeen(confPrefix),
   reset: async () => {
     confPrefix = prefix("conf");
   },
@@ -74,10 +77,7 @@ runSinkConformance<Omit<Rec, "offset">>({
       return r;
     }),
   identity: (r) => r.id,
-  readBack: async () => {
-    const seen = await redis.hgetall(`${idPrefix}seen`);
-    return Object.entries(seen).flatMap(([id, n]) => Array.from({ length: Number(n) }, () => id));
-  },
+  readBack: () => readSeen(idPrefix),
   reset: async () => {
     idPrefix = prefix("idconf");
   },
