@@ -147,6 +147,8 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
         },
       });
     }
+    // the cache may hold versions read during the replay: drop them
+    await store[kDiscardChanges](opts.partition);
     let checkpoint: CheckpointMetadata | undefined;
     const base = lastMeta ?? (delta ? local : undefined);
     if (base !== undefined) {

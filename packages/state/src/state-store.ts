@@ -1580,7 +1580,6 @@ export class StateStore<V = unknown> {
         { cause: err },
       );
     }
-    this.dropCachedPartition(p);
   }
 
   /** @internal */
@@ -1590,6 +1589,7 @@ export class StateStore<V = unknown> {
     await part.chain;
     part.dirty = new PartitionChanges();
     part.pending = undefined;
+    this.dropCachedPartition(p);
   }
 
   /** @internal Records where a restore of `p` ended. */

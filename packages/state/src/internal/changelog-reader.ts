@@ -12,8 +12,8 @@ export interface PartitionOffsets {
   high: bigint;
 }
 
+/** A changelog record as kafkajs hands it over (key is never null here). */
 export interface ChangelogRecord {
-  offset: bigint;
   key: Buffer;
   value: Buffer | null;
 }
@@ -98,15 +98,27 @@ export async function readPartition(args: {
       eachBatchAutoResolve: true,
       eachBatch: async ({ batch, heartbeat }) => {
         if (batch.partition !== partition) return;
-        const records: ChangelogRecord[] = [];
-        for (const m of batch.messages) {
-          const offset = BigInt(m.offset);
-          // a message before `next` was already applied (refetch); after `to`, not ours to apply
-          if (offset < next || offset >= to || m.key === null) continue;
-          records.push({ offset, key: m.key, value: m.value });
+        const messages = batch.messages;
+        if (messages.length === 0) return;
+        let records = messages as ChangelogRecord[];
+        let lastOffset = BigInt(messages[messages.length - 1]!.offset);
+        // a message before `next` was already applied (refetch); from `to` on, not ours to
+        // apply; changelog records always have a key. Checked per message only at the edges.
+        if (
+          BigInt(messages[0]!.offset) < next ||
+          lastOffset >= to ||
+          messages.some((m) => m.key === null)
+        ) {
+          records = [];
+          for (const m of messages) {
+            const offset = BigInt(m.offset);
+            if (offset < next || offset >= to || m.key === null) continue;
+            records.push(m as ChangelogRecord);
+            lastOffset = offset;
+          }
         }
         if (records.length > 0) {
-          next = records[records.length - 1]!.offset + 1n;
+          next = lastOffset + 1n;
           // one slice is written while kafkajs fetches the next
           await applying;
           applying = args.onRecords(records);
