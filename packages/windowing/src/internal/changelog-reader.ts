@@ -13,17 +13,27 @@ export async function readChangelog(args: {
   admin: Admin;
   topic: string;
   partitions: readonly number[];
+  /** Where to start per partition (a local copy's changelog offset); else the low watermark. */
+  from?: ReadonlyMap<number, bigint>;
+  /** Folds pre-filled from a local copy. */
+  folds?: ReadonlyMap<number, ChangelogFold>;
   timeoutMs: number;
   heartbeat?: () => Promise<void>;
 }): Promise<Map<number, { fold: ChangelogFold; records: number }>> {
   const { kafka, admin, topic } = args;
   const result = new Map<number, { fold: ChangelogFold; records: number }>();
-  for (const p of args.partitions) result.set(p, { fold: new ChangelogFold(), records: 0 });
+  for (const p of args.partitions) {
+    result.set(p, { fold: args.folds?.get(p) ?? new ChangelogFold(), records: 0 });
+  }
   const offsets = await admin.fetchTopicOffsets(topic);
   const want = new Map<number, bigint>(); // partition -> end offset (exclusive)
+  const start = new Map<number, string>();
   for (const o of offsets) {
-    if (args.partitions.includes(o.partition) && BigInt(o.high) > BigInt(o.low)) {
+    const from = args.from?.get(o.partition);
+    const begin = from !== undefined && from > BigInt(o.low) ? from : BigInt(o.low);
+    if (args.partitions.includes(o.partition) && BigInt(o.high) > begin) {
       want.set(o.partition, BigInt(o.high));
+      start.set(o.partition, begin.toString());
     }
   }
   if (want.size === 0) return result;
@@ -33,7 +43,7 @@ export async function readChangelog(args: {
     topic,
     partitions: offsets.map((o) => ({
       partition: o.partition,
-      offset: want.has(o.partition) ? o.low : o.high,
+      offset: start.get(o.partition) ?? o.high,
     })),
   });
   const consumer = kafka.consumer({

@@ -4,6 +4,8 @@
 // (at-least-once), state restored from the compacted changelog topic, and a
 // commit every commitIntervalMs that writes changelog + outputs + offsets in
 // one transaction per partition.
+
+import { openStateStore, type StateStore } from "@sluice/state";
 import {
   type Admin,
   type Consumer,
@@ -12,12 +14,13 @@ import {
   logLevel,
   type Message,
   type Producer,
+  type RecordMetadata,
   type TopicMessages,
 } from "kafkajs";
 import type { ResolvedJobOptions } from "../job.js";
 import type { LateRecord, WindowResult } from "../window-result.js";
 import { WindowingError } from "../windowing-error.js";
-import { encodeMutations } from "./changelog-codec.js";
+import { ChangelogFold, encodeMutations } from "./changelog-codec.js";
 import { readChangelog } from "./changelog-reader.js";
 import { publish } from "./channels.js";
 import type { JobDefinition } from "./definition.js";
@@ -70,6 +73,8 @@ export class KafkaRuntime {
   private onSignal: (() => void) | undefined;
   private stopping: Promise<void> | undefined;
   private assigned = new Set<string>();
+  private store: StateStore<string> | undefined;
+  private readonly localChain = new Map<number, Promise<void>>();
 
   constructor(def: JobDefinition, opts: ResolvedJobOptions) {
     this.def = def;
@@ -101,6 +106,11 @@ export class KafkaRuntime {
         });
       this.admin = this.kafka.admin();
       await this.admin.connect();
+      this.store = await openStateStore<string>({
+        dir: this.opts.stateDir,
+        name: "windows",
+        codec: "json",
+      });
       await this.ensureTopics();
       if (!this.eos) {
         this.aloProducer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
@@ -290,11 +300,14 @@ export class KafkaRuntime {
     await withHeartbeat(Promise.all(units.map((u) => u.producer?.connect())), heartbeat);
     if (topic === this.stateTopic) {
       const t0 = Date.now();
+      const { from, folds } = await this.loadLocal(partitions);
       const restored = await readChangelog({
         kafka: this.kafka,
         admin: this.admin,
         topic: this.changelogTopic,
         partitions,
+        from,
+        folds,
         timeoutMs: 120_000,
         heartbeat,
       });
@@ -576,8 +589,11 @@ export class KafkaRuntime {
             const producer = u.producer as Producer;
             const txn = await producer.transaction();
             try {
-              for (const chunk of chunks(topicMessages))
-                await txn.sendBatch({ topicMessages: chunk });
+              let changelogNext: bigint | undefined;
+              for (const chunk of chunks(topicMessages)) {
+                const meta = await txn.sendBatch({ topicMessages: chunk });
+                changelogNext = this.changelogEnd(chunk, meta, u.partition) ?? changelogNext;
+              }
               if (u.nextOffset !== undefined) {
                 await txn.sendOffsets({
                   consumerGroupId: app,
@@ -591,6 +607,7 @@ export class KafkaRuntime {
               }
               await txn.commit();
               u.committedOffset = u.nextOffset;
+              if (u.engine) this.persistLocal(u, topicMessages, changelogNext);
             } catch (err) {
               await txn.abort().catch(() => {});
               if (isFenced(err)) {
@@ -616,8 +633,14 @@ export class KafkaRuntime {
       const producer = this.aloProducer as Producer;
       for (const c of chunks(outputs))
         await withHeartbeat(producer.sendBatch({ topicMessages: c }), heartbeat);
-      for (const c of chunks(changelog))
-        await withHeartbeat(producer.sendBatch({ topicMessages: c }), heartbeat);
+      const changelogNext = new Map<number, bigint>();
+      for (const c of chunks(changelog)) {
+        const meta = await withHeartbeat(producer.sendBatch({ topicMessages: c }), heartbeat);
+        for (const w of work) {
+          const end = this.changelogEnd(c, meta, w.u.partition);
+          if (end !== undefined) changelogNext.set(w.u.partition, end);
+        }
+      }
       const offsets = work
         .filter((w) => w.u.nextOffset !== undefined)
         .map((w) => ({
@@ -635,7 +658,10 @@ export class KafkaRuntime {
             throw err;
         }
       }
-      for (const w of work) w.u.committedOffset = w.u.nextOffset;
+      for (const w of work) {
+        w.u.committedOffset = w.u.nextOffset;
+        if (w.u.engine) this.persistLocal(w.u, w.topicMessages, changelogNext.get(w.u.partition));
+      }
     }
     const durationMs = Date.now() - t0;
     publish("commit", () => ({ applicationId: app, durationMs }));
@@ -672,11 +698,115 @@ export class KafkaRuntime {
     return this.stopping;
   }
 
+  /** Offset after the last changelog record of `partition` in a sent chunk. */
+  private changelogEnd(
+    chunk: TopicMessages[],
+    meta: RecordMetadata[],
+    partition: number,
+  ): bigint | undefined {
+    let n = 0;
+    for (const t of chunk) {
+      if (t.topic !== this.changelogTopic) continue;
+      for (const m of t.messages) if (m.partition === partition) n++;
+    }
+    if (n === 0) return undefined;
+    const rm = meta.find((x) => x.topicName === this.changelogTopic && x.partition === partition);
+    if (rm?.baseOffset === undefined) return undefined;
+    return BigInt(rm.baseOffset) + BigInt(n);
+  }
+
+  /**
+   * After a commit, applies the partition's changelog entries to the local
+   * LevelDB copy and checkpoints it with the changelog offset it reflects, in
+   * the background (one chain per partition). A restart then replays only the
+   * changelog after that offset. The copy is never ahead of what committed.
+   */
+  private persistLocal(
+    u: Unit,
+    topicMessages: TopicMessages[],
+    changelogNext: bigint | undefined,
+  ): void {
+    const store = this.store;
+    if (!store || changelogNext === undefined) return;
+    const entries = topicMessages
+      .filter((t) => t.topic === this.changelogTopic)
+      .flatMap((t) => t.messages)
+      .map(
+        (m) =>
+          [
+            String(m.key),
+            m.value === null || m.value === undefined ? null : String(m.value),
+          ] as const,
+      );
+    const partition = u.partition;
+    const sourceOffset = u.nextOffset ?? "0";
+    const st = u.engine?.processor.streamTime ?? 0;
+    const prev = this.localChain.get(partition) ?? Promise.resolve();
+    const next = prev.then(async () => {
+      if (store.status !== "open") return;
+      const ps = store.partition(partition);
+      for (const [k, v] of entries) {
+        if (v === null) await ps.delete(k);
+        else await ps.put(k, v);
+      }
+      await store.checkpoint({
+        partition,
+        sourceOffset,
+        streamTime: Number.isFinite(st) ? st : 0,
+        changelogOffset: changelogNext.toString(),
+      });
+    });
+    this.localChain.set(
+      partition,
+      next.catch((err) => {
+        // The local copy only shortens restores; without it the changelog is
+        // replayed in full.
+        process.emitWarning(
+          `sluice: local state of partition ${partition} not saved: ${(err as Error)?.message}`,
+        );
+        return store.wipe(partition).catch(() => {});
+      }),
+    );
+  }
+
+  /** Local copies usable for a delta restore: their entries and changelog offsets. */
+  private async loadLocal(
+    partitions: readonly number[],
+  ): Promise<{ from: Map<number, bigint>; folds: Map<number, ChangelogFold> }> {
+    const from = new Map<number, bigint>();
+    const folds = new Map<number, ChangelogFold>();
+    const store = this.store;
+    if (!store) return { from, folds };
+    const ends = await this.admin.fetchTopicOffsets(this.changelogTopic);
+    for (const p of partitions) {
+      await this.localChain.get(p);
+      const cp = await store.readCheckpoint(p);
+      const high = ends.find((o) => o.partition === p)?.high;
+      if (
+        !cp ||
+        cp.changelogOffset === undefined ||
+        high === undefined ||
+        BigInt(cp.changelogOffset) > BigInt(high)
+      ) {
+        if (cp) await store.wipe(p);
+        continue;
+      }
+      const fold = new ChangelogFold();
+      for await (const [k, v] of store.partition(p).entries())
+        fold.apply(Buffer.from(k), Buffer.from(v));
+      folds.set(p, fold);
+      from.set(p, BigInt(cp.changelogOffset));
+    }
+    return { from, folds };
+  }
+
   private async release(): Promise<void> {
     await this.consumer?.disconnect().catch(() => {});
     for (const u of this.units.values()) await u.producer?.disconnect().catch(() => {});
     this.units.clear();
     await this.aloProducer?.disconnect().catch(() => {});
+    await Promise.all([...this.localChain.values()]).catch(() => {});
+    await this.store?.close().catch(() => {});
     await this.admin?.disconnect().catch(() => {});
   }
 }
