@@ -45,19 +45,3 @@ export function registerCompressionCodecs(): void {
   });
   registered = true;
 }
-
-/** @internal kafkajs compression type for a {@link Compression}. */
-export function toKafkaCompression(c: Compression): number {
-  switch (c) {
-    case "none":
-      return CompressionTypes.None;
-    case "gzip":
-      return CompressionTypes.GZIP;
-    case "snappy":
-      return CompressionTypes.Snappy;
-    case "lz4":
-      return CompressionTypes.LZ4;
-    case "zstd":
-      return CompressionTypes.ZSTD;
-  }
-}

@@ -10,8 +10,9 @@ import {
   SluiceError,
 } from "@sluice/schema";
 import type { Kafka } from "kafkajs";
-import { type Compression, registerCompressionCodecs, toKafkaCompression } from "./compression.js";
+import { type Compression, registerCompressionCodecs } from "./compression.js";
 import { type BatchMessage, batchChannel, invalidChannel } from "./internal/channels.js";
+import { toKafkaCompression } from "./internal/compression-type.js";
 import {
   createKafkaAdapter,
   type KafkaAdapter,
