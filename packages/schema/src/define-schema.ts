@@ -5,7 +5,7 @@ import { stringify as stableStringify } from "safe-stable-stringify";
 import { compileSchema, toIssues } from "./internal/ajv.js";
 import { preview } from "./internal/preview.js";
 import { safeParse } from "./internal/safe-json.js";
-import { SchemaError } from "./schema-error.js";
+import { SchemaError, type SchemaIssue } from "./schema-error.js";
 import { CONFLUENT_MAGIC_BYTE } from "./wire-format.js";
 
 /**
@@ -88,7 +88,7 @@ export interface EventSchema<T = unknown> {
    * @param value - anything
    * @returns the issues; empty when valid
    */
-  check(value: unknown): readonly import("./schema-error.js").SchemaIssue[];
+  check(value: unknown): readonly SchemaIssue[];
 }
 
 /**
