@@ -7,7 +7,7 @@ import {
   SluiceError,
   schemaFingerprint,
 } from "../src/index.js";
-import { UserEvent, userEventSchema, validEvent } from "./fixtures.js";
+import { UserEvent, userEventSchema, validEvent } from "./sample-events.js";
 
 function caught(fn: () => unknown): SchemaError {
   try {
