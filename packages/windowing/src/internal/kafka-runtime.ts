@@ -95,6 +95,23 @@ export class KafkaRuntime {
   }
 
   async start(): Promise<void> {
+    // Retriable broker errors while starting (a topic just created whose
+    // metadata has not spread yet, a coordinator moving) are retried.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.startOnce();
+        return;
+      } catch (err) {
+        const cause = (err as { cause?: { retriable?: boolean } }).cause;
+        if (attempt >= 4 || !(cause?.retriable || (err as { retriable?: boolean }).retriable))
+          throw err;
+        if (WindowingError.isInstance(err) && err.code !== "WINDOWING_KAFKA_FAILED") throw err;
+        await new Promise((r) => setTimeout(r, 500 * attempt));
+      }
+    }
+  }
+
+  private async startOnce(): Promise<void> {
     this.status = "opening";
     try {
       this.kafka =
@@ -168,6 +185,12 @@ export class KafkaRuntime {
       publish("ready", () => ({ applicationId: this.opts.applicationId, ready: true }));
     } catch (err) {
       this.status = "closed";
+      if (this.timer) clearInterval(this.timer);
+      if (this.onSignal) {
+        process.removeListener("SIGTERM", this.onSignal);
+        process.removeListener("SIGINT", this.onSignal);
+        this.onSignal = undefined;
+      }
       await this.release();
       throw SluiceKafka(err, "starting the job");
     }
@@ -217,6 +240,18 @@ export class KafkaRuntime {
           // another member may have created them concurrently
           if (!/exists/i.test(String((err as Error)?.message))) throw err;
         });
+      // Wait until every new partition has a leader in the metadata.
+      const topics = missing.map((w) => w.topic);
+      for (let i = 0; i < 50; i++) {
+        const meta = await this.admin.fetchTopicMetadata({ topics }).catch(() => undefined);
+        const ready =
+          meta?.topics.length === topics.length &&
+          meta.topics.every(
+            (t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0),
+          );
+        if (ready) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
     }
   }
 
@@ -352,6 +387,9 @@ export class KafkaRuntime {
     const { batch, heartbeat, isRunning, isStale } = payload;
     if (this.status === "closing" || this.status === "closed" || this.failure) return;
     if (!isRunning() || isStale()) return;
+    // A batch fetched before a rebalance may be handed over after it: never
+    // process (and fence the new owner of) a partition no longer assigned.
+    if (!this.assigned.has(this.unitKey(batch.topic, batch.partition))) return;
     const u = await this.unit(batch.topic, batch.partition, heartbeat);
     const first = batch.messages[0];
     if (!first) return;

@@ -1,0 +1,171 @@
+// Scaling 1 → 3 → 1 processes mid-stream (exactly-once): members join while
+// events arrive, then two leave (SIGTERM, graceful); the read_committed
+// output must equal the TestDriver's output for the same input exactly.
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Admin, Kafka, Message } from "kafkajs";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import {
+  count,
+  createTestDriver,
+  defineJob,
+  sum,
+  tumbling,
+  type WindowResult,
+} from "../src/index.js";
+import {
+  brokers,
+  createTopic,
+  deleteTopicsWithPrefix,
+  kafkaClient,
+  produce,
+  readAll,
+  uniqueName,
+} from "./kafka-helpers.js";
+
+type Ev = { user: string; amount: number; ts: number };
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "../../..");
+const t0 = Date.now();
+const log = (m: string) => {
+  if (process.env.SLUICE_TEST_VERBOSE) console.log(`[rebalance +${Date.now() - t0} ms] ${m}`);
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let kafka: Kafka;
+let admin: Admin;
+const prefixes: string[] = [];
+const dirs: string[] = [];
+const children: ChildProcess[] = [];
+
+beforeAll(async () => {
+  kafka = kafkaClient();
+  admin = kafka.admin();
+  await admin.connect();
+});
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+  await deleteTopicsWithPrefix(admin, prefixes);
+  await admin.disconnect();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function member(envs: Record<string, string>): {
+  child: ChildProcess;
+  ready: Promise<void>;
+  exited: Promise<void>;
+  processed: () => number;
+} {
+  let processed = 0;
+  const stateDir = mkdtempSync(path.join(tmpdir(), "wrebalance-"));
+  dirs.push(stateDir);
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", path.join(here, "fixtures/crash-job.ts")],
+    {
+      cwd: root,
+      env: {
+        ...process.env,
+        ...envs,
+        STATE_DIR: stateDir,
+        TSX_TSCONFIG_PATH: path.join(root, "packages/windowing/tsconfig.json"),
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  children.push(child);
+  child.stderr?.on("data", (d) => log(`member stderr: ${String(d).trim()}`));
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stdout?.on("data", (d) => {
+      const text = String(d);
+      for (const m of text.matchAll(/records \d+ (\d+)/g)) processed += Number(m[1]);
+      if (text.includes("ready")) resolve();
+    });
+    child.once("exit", (code, signal) =>
+      reject(new Error(`member exited (${code ?? signal}) before ready`)),
+    );
+  });
+  ready.catch(() => {});
+  return { child, ready, exited, processed: () => processed };
+}
+
+it("scales 1 → 3 → 1 members mid-stream with exact read_committed output", async () => {
+  const base = uniqueName("wrebal");
+  prefixes.push(base);
+  const source = `${base}-events`;
+  const output = `${base}-out`;
+  const partitions = 6;
+  const total = 18_000;
+  await createTopic(admin, source, partitions);
+  const msgs: { ev: Ev; partition: number }[] = [];
+  for (let i = 0; i < total; i++) {
+    const u = (i * 7919) % 240;
+    msgs.push({
+      ev: { user: `u${u}`, amount: (i % 5) + 1, ts: i * 5 + ((i * 31) % 150) },
+      partition: u % partitions,
+    });
+  }
+  for (let p = 0; p < partitions; p++)
+    msgs.push({ ev: { user: `end${p}`, amount: 0, ts: total * 5 + 100_000 }, partition: p });
+  const driver = createTestDriver(
+    defineJob<Ev>({ source: { eventTime: "ts" } })
+      .window(tumbling({ size: 1000, grace: 200 }))
+      .aggregate({ n: count(), total: sum((e: Ev) => e.amount) })
+      .emit("update"),
+    { partitions },
+  );
+  for (const { ev, partition } of msgs)
+    driver.pipe(ev, { key: ev.user, partition, timestamp: ev.ts });
+  const expected = driver.results.map((r) => `${r.id}=${JSON.stringify(r.value)}`).sort();
+  const env = { BROKERS: brokers.join(","), APP: base, SOURCE: source, OUTPUT: output };
+
+  const chunks = 30;
+  const size = Math.ceil(msgs.length / chunks);
+  const producing = (async () => {
+    for (let c = 0; c < chunks; c++) {
+      const part: Message[] = msgs
+        .slice(c * size, (c + 1) * size)
+        .map(({ ev, partition }) => ({ key: ev.user, value: JSON.stringify(ev), partition }));
+      await produce(kafka, source, part);
+      await sleep(500);
+    }
+  })();
+
+  const first = member(env);
+  await first.ready;
+  log("member 1 ready");
+  await sleep(3000);
+  const second = member(env);
+  const third = member(env);
+  await Promise.all([second.ready, third.ready]);
+  log("members 2 and 3 ready");
+  await sleep(5000);
+  second.child.kill("SIGTERM");
+  third.child.kill("SIGTERM");
+  await Promise.all([second.exited, third.exited]);
+  log("members 2 and 3 left");
+  await producing;
+  let got: string[] = [];
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    got = (await readAll(kafka, admin, output)).map((r) => {
+      const w = JSON.parse(r.value as string) as WindowResult<unknown>;
+      return `${w.id}=${JSON.stringify(w.value)}`;
+    });
+    log(`output ${got.length}/${expected.length}`);
+    if (got.length >= expected.length) break;
+    await sleep(1000);
+  }
+  first.child.kill("SIGTERM");
+  await first.exited;
+  // the scale-out really shared the work
+  expect(second.processed() + third.processed()).toBeGreaterThan(0);
+  expect(first.processed()).toBeGreaterThan(0);
+  expect(got.length).toBe(expected.length);
+  expect(got.sort()).toEqual(expected);
+}, 180_000);
