@@ -265,3 +265,77 @@ describe("Kafka job local state", () => {
     expect(got.sort()).toEqual(expected);
   });
 });
+
+describe("Kafka job with a sink", () => {
+  it("writes results to the sink, flushes it before every commit and closes it on stop", async () => {
+    const base = uniqueName("wsink");
+    prefixes.push(base);
+    const source = `${base}-events`;
+    await createTopic(admin, source, 2);
+    const evs = events(1_000, 20, 2);
+    await produce(kafka, source, [
+      ...evs.map(({ ev, partition }) => ({ key: ev.user, value: JSON.stringify(ev), partition })),
+      ...[0, 1].map((p) => ({
+        key: "end",
+        value: JSON.stringify({ user: "end", amount: 0, ts: 10_000_000 }),
+        partition: p,
+      })),
+    ]);
+    const stateDir = mkdtempSync(path.join(tmpdir(), "wsink-"));
+    dirs.push(stateDir);
+    const sink = {
+      name: "recording",
+      status: "open" as "open" | "closing" | "closed",
+      rows: [] as WindowResult<unknown>[],
+      flushed: 0,
+      async write(rs: readonly WindowResult<unknown>[]) {
+        this.rows.push(...rs);
+      },
+      async flush() {
+        this.flushed = this.rows.length;
+      },
+      async close() {
+        await this.flush();
+        this.status = "closed";
+      },
+    };
+    const atCommit: [number, number][] = [];
+    const onCommit = (m: unknown) => {
+      if ((m as { applicationId: string }).applicationId === base)
+        atCommit.push([sink.rows.length, sink.flushed]);
+    };
+    diagnostics.subscribe("sluice:job:commit", onCommit);
+    const job = createJob<Ev>({
+      kafka,
+      applicationId: base,
+      source: { topic: source, schema, eventTime: "ts" },
+      stateDir,
+      handleSignals: false,
+    })
+      .window(tumbling({ size: "1m" }))
+      .aggregate(count())
+      .to(sink);
+    const expected = new Set<string>();
+    const driver = createTestDriver(
+      defineJob<Ev>({ source: { eventTime: "ts" } })
+        .window(tumbling({ size: "1m" }))
+        .aggregate(count()),
+      { partitions: 2 },
+    );
+    for (const { ev, partition } of evs)
+      driver.pipe(ev, { key: ev.user, partition, timestamp: ev.ts });
+    driver.advanceStreamTime(10_000_000);
+    for (const r of driver.results) expected.add(`${r.id}=${r.value}`);
+    try {
+      await job.start();
+      await waitFor(() => sink.rows.length >= expected.size, 60_000);
+    } finally {
+      await job.stop();
+      diagnostics.unsubscribe("sluice:job:commit", onCommit);
+    }
+    expect(new Set(sink.rows.map((r) => `${r.id}=${r.value}`))).toEqual(expected);
+    expect(atCommit.length).toBeGreaterThan(0);
+    for (const [written, flushed] of atCommit) expect(flushed).toBe(written);
+    expect(sink.status).toBe("closed");
+  });
+});
