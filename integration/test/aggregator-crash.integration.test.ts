@@ -2,12 +2,16 @@
 // processes (each with its own state directory, like pods with their own
 // volumes); during the stream it is scaled 1 -> 2, one instance is SIGKILLed
 // (the other takes its partitions over and restores their state from the
-// changelog), another is started and the count goes back 2 -> 1. The final
+// changelog), another is started and the count goes back 2 -> 1; when the
+// final window results flow, Redis (a private redis-server, so the shared
+// stack is never stopped) is down for 10 seconds and the Redis sinks must wait
+// and retry. The final
 // ClickHouse tables, Redis keys and committed DLQ / late records must still
 // equal the ground truth exactly: no loss, no double counting.
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
@@ -25,7 +29,11 @@ import { produceRecords } from "../src/services/producer-service.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const PARTITIONS = 4;
-const config = pipelineConfig(uniqueName("it_crash"), { partitions: PARTITIONS });
+const redisPort = await freePort();
+const config = pipelineConfig(uniqueName("it_crash"), {
+  partitions: PARTITIONS,
+  redisUrl: `redis://127.0.0.1:${redisPort}`,
+});
 const stream = generateEvents({
   count: 12_000,
   seed: 77,
@@ -35,6 +43,56 @@ const stream = generateEvents({
 const truth = computeGroundTruth(stream.records, config.windows);
 const children: ChildProcess[] = [];
 const stateDirs: string[] = [];
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** A private redis-server with an append-only file, so a restart keeps its data. */
+async function startPrivateRedis(dir: string): Promise<ChildProcess> {
+  const child = spawn(
+    "redis-server",
+    [
+      "--port",
+      String(redisPort),
+      "--bind",
+      "127.0.0.1",
+      "--dir",
+      dir,
+      "--appendonly",
+      "yes",
+      "--appendfsync",
+      "always",
+      "--save",
+      "",
+    ],
+    { stdio: "ignore" },
+  );
+  children.push(child);
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    const up = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host: "127.0.0.1", port: redisPort });
+      s.once("connect", () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once("error", () => resolve(false));
+    });
+    if (up) return child;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error("private redis-server did not start");
+}
+
+const metricsUrls = new Map<ChildProcess, string>();
 
 /** Starts an aggregator process with its own state directory; resolves once its jobs run. */
 async function startAggregatorProcess(): Promise<ChildProcess> {
@@ -52,6 +110,7 @@ async function startAggregatorProcess(): Promise<ChildProcess> {
         SLUICE_PARTITIONS: String(PARTITIONS),
         SLUICE_METRICS_PORT: "0",
         SLUICE_STATE_DIR: stateDir,
+        SLUICE_REDIS_URL: config.redisUrl,
       },
       stdio: ["ignore", "pipe", "pipe"],
     },
@@ -69,6 +128,7 @@ async function startAggregatorProcess(): Promise<ChildProcess> {
     });
     createInterface({ input: child.stdout! }).on("line", (line) => {
       if (line.includes('"event":"ready"')) {
+        metricsUrls.set(child, JSON.parse(line.slice(line.indexOf("{"))).metrics);
         clearTimeout(timer);
         resolve();
       }
@@ -83,15 +143,23 @@ function exited(child: ChildProcess): Promise<number | null> {
 }
 
 describe("aggregator scaled 1 -> 2 -> 1 with a SIGKILL in between", () => {
+  let redisDir = "";
+
   beforeAll(async () => {
+    redisDir = await mkdtemp(path.join(tmpdir(), "sluice-redis-"));
+    await startPrivateRedis(redisDir);
     await setUpPipeline(config);
   });
 
   afterAll(async () => {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+    const aggregators = children.filter((c) => c.spawnfile !== "redis-server");
+    for (const c of aggregators)
+      if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+    await Promise.all(aggregators.map(exited));
+    await tearDownPipeline(config).catch(() => undefined);
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGTERM");
     await Promise.all(children.map(exited));
-    await tearDownPipeline(config);
-    for (const d of stateDirs) await rm(d, { recursive: true, force: true });
+    for (const d of [...stateDirs, redisDir]) await rm(d, { recursive: true, force: true });
   });
 
   it("ends with exactly the ground truth", { timeout: 300_000 }, async () => {
@@ -114,7 +182,33 @@ describe("aggregator scaled 1 -> 2 -> 1 with a SIGKILL in between", () => {
     await pause(2000);
     b.kill("SIGTERM"); // scale 2 -> 1, graceful
     expect(await exited(b)).toBe(0);
-    await finishStream({ config, kafka, records: stream.records, timeoutMs: 150_000 });
+    // The re-keyed jobs' windows close at the end of the stream: take Redis
+    // down for 10 s right when their results start flowing to it.
+    let markersSent!: () => void;
+    const sent = new Promise<void>((r) => {
+      markersSent = r;
+    });
+    const finished = finishStream({
+      config,
+      kafka,
+      records: stream.records,
+      timeoutMs: 150_000,
+      onMarkers: () => markersSent(),
+    });
+    await sent;
+    const redis = children.find((p) => p.spawnfile === "redis-server" && p.exitCode === null)!;
+    redis.kill("SIGTERM");
+    await exited(redis);
+    await pause(10_000);
+    await startPrivateRedis(redisDir);
+    await finished;
+    // The Redis sinks of the surviving instance did hit the outage and retried.
+    const metrics = await (await fetch(metricsUrls.get(c)!)).text();
+    const redisRetries = metrics
+      .split("\n")
+      .filter((l) => /^sluice_sink_(retries|failures)_total\{sink="redis"/.test(l))
+      .reduce((n, l) => n + Number(l.split(" ").at(-1)), 0);
+    expect(redisRetries).toBeGreaterThan(0);
     c.kill("SIGTERM");
     expect(await exited(c)).toBe(0);
 
