@@ -69,6 +69,8 @@ describe("docker-compose.yml", () => {
       expect(new URL(env.SLUICE_CLICKHOUSE_URL!).hostname).toBe("clickhouse");
       expect(new URL(env.SLUICE_REDIS_URL!).hostname).toBe("redis");
       expect(env.SLUICE_METRICS_PORT).toBe("9464");
+      // Prometheus scrapes from another container: bind every interface.
+      expect(env.SLUICE_METRICS_HOST).toBe("0.0.0.0");
     }
   });
 
@@ -161,6 +163,7 @@ describe("k8s manifests", () => {
     for (const v of ["SLUICE_KAFKA_BROKERS", "SLUICE_CLICKHOUSE_URL", "SLUICE_REDIS_URL"]) {
       expect(cm.data![v]).toBeTypeOf("string");
     }
+    expect(cm.data!.SLUICE_METRICS_HOST).toBe("0.0.0.0");
     for (const w of [...byKind("StatefulSet"), ...byKind("Deployment")]) {
       const c = w.spec.template.spec.containers[0];
       expect(c.livenessProbe.httpGet.path).toBe("/healthz");

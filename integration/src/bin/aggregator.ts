@@ -3,6 +3,7 @@
 // counters as one JSON line prefixed `@@sluice `.
 import { parseArgs } from "node:util";
 import { pipelineConfig } from "../pipeline/config.js";
+import { setUpPipeline } from "../pipeline/setup.js";
 import { startAggregator } from "../services/aggregator-service.js";
 import { startServiceObservability } from "../services/observe.js";
 
@@ -21,6 +22,9 @@ const obs = await startServiceObservability({
   host: values["metrics-host"],
   requireJob: true,
 });
+// Topic and tables are created when missing (idempotent), so the service
+// starts on an empty cluster too (docker-compose, Kubernetes).
+await setUpPipeline(config);
 const aggregator = await startAggregator({
   config,
   onJobFailure: (app, reason) => {

@@ -5,6 +5,7 @@
 import { parseArgs } from "node:util";
 import { generateEvents } from "../generator/generate.js";
 import { pipelineConfig } from "../pipeline/config.js";
+import { setUpPipeline } from "../pipeline/setup.js";
 import { startServiceObservability } from "../services/observe.js";
 import { produceRecords } from "../services/producer-service.js";
 
@@ -27,6 +28,9 @@ const obs = await startServiceObservability({
   host: values["metrics-host"],
   requireJob: false,
 });
+// Topic and tables are created when missing (idempotent), so the service
+// starts on an empty cluster too (docker-compose, Kubernetes).
+await setUpPipeline(config);
 const abort = new AbortController();
 process.on("SIGTERM", () => abort.abort());
 process.on("SIGINT", () => abort.abort());
