@@ -84,9 +84,13 @@ function vitest(project) {
   let totals = { passed: 0, failed: 0, skipped: 0 };
   try {
     const j = JSON.parse(fs.readFileSync(out, "utf8"));
+    // A file that fails to load has no test results of its own: count it once.
+    const brokenFiles = (j.testResults ?? []).filter(
+      (f) => f.status === "failed" && (f.assertionResults ?? []).length === 0,
+    ).length;
     totals = {
       passed: j.numPassedTests,
-      failed: j.numFailedTests + (j.numFailedTestSuites ?? 0),
+      failed: j.numFailedTests + brokenFiles,
       skipped: j.numPendingTests + j.numTodoTests,
     };
     // A suite that fails to load has no failed tests but must count as a failure.
