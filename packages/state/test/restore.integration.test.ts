@@ -179,6 +179,13 @@ describe("restore from the changelog on the broker", () => {
     }
   });
 
+  it("refuses an existing changelog topic whose partition count differs from the source", async () => {
+    const err = await createChangelogTopic({ kafka, topic, numPartitions: 2 }).catch(
+      (e: unknown) => e,
+    );
+    expect(StateError.isInstance(err) && err.code).toBe("STATE_INVALID_OPTIONS");
+  });
+
   it("STATE_RESTORE_FAILED when the changelog topic does not exist", async () => {
     const store = await openStateStore({ dir: tempDir(), name: "missing" });
     const err = await restore({

@@ -2,7 +2,12 @@ import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { ClassicLevel } from "classic-level";
 import { describe, expect, it } from "vitest";
-import { openStateStore, StateError, type ValueCodec } from "../src/index.js";
+import {
+  createKafkaChangelogWriter,
+  openStateStore,
+  StateError,
+  type ValueCodec,
+} from "../src/index.js";
 import { collect, tempDir } from "./helpers.js";
 
 async function code(p: Promise<unknown> | (() => unknown)): Promise<string | undefined> {
@@ -317,6 +322,22 @@ describe("errors", () => {
     );
     expect(
       await code(openStateStore({ dir: tempDir(), name: "x", onCorruption: "ignore" as never })),
+    ).toBe("STATE_INVALID_OPTIONS");
+  });
+
+  it("STATE_INVALID_OPTIONS from the changelog writer factory", async () => {
+    const producer = { send: async () => [] };
+    expect(await code(() => createKafkaChangelogWriter({ producer, topic: "" }))).toBe(
+      "STATE_INVALID_OPTIONS",
+    );
+    expect(
+      await code(() => createKafkaChangelogWriter({ producer: {} as never, topic: "t" })),
+    ).toBe("STATE_INVALID_OPTIONS");
+    expect(
+      await code(() => createKafkaChangelogWriter({ producer, topic: "t", maxRequestBytes: 10 })),
+    ).toBe("STATE_INVALID_OPTIONS");
+    expect(
+      await code(() => createKafkaChangelogWriter({ producer, topic: "t", concurrency: 0 })),
     ).toBe("STATE_INVALID_OPTIONS");
   });
 
