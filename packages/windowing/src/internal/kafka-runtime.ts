@@ -130,7 +130,8 @@ export class KafkaRuntime {
       });
       await this.ensureTopics();
       if (!this.eos) {
-        this.aloProducer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+        // idempotent: up to 5 requests in flight keep per-partition order
+        this.aloProducer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 5 });
         await this.aloProducer.connect();
       }
       this.consumer = this.kafka.consumer({
@@ -669,14 +670,27 @@ export class KafkaRuntime {
       const outputs = all.filter((t) => t.topic !== this.changelogTopic);
       const changelog = all.filter((t) => t.topic === this.changelogTopic);
       const producer = this.aloProducer as Producer;
-      for (const c of chunks(outputs))
-        await withHeartbeat(producer.sendBatch({ topicMessages: c }), heartbeat);
+      await withHeartbeat(
+        Promise.all(chunks(outputs).map((c) => producer.sendBatch({ topicMessages: c }))),
+        heartbeat,
+      );
+      // Each changelog key occurs once per commit, so chunks may go in parallel.
       const changelogNext = new Map<number, bigint>();
-      for (const c of chunks(changelog)) {
-        const meta = await withHeartbeat(producer.sendBatch({ topicMessages: c }), heartbeat);
+      const sent = await withHeartbeat(
+        Promise.all(
+          chunks(changelog).map(async (c) => ({
+            c,
+            meta: await producer.sendBatch({ topicMessages: c }),
+          })),
+        ),
+        heartbeat,
+      );
+      for (const { c, meta } of sent) {
         for (const w of work) {
           const end = this.changelogEnd(c, meta, w.u.partition);
-          if (end !== undefined) changelogNext.set(w.u.partition, end);
+          const prev = changelogNext.get(w.u.partition);
+          if (end !== undefined && (prev === undefined || end > prev))
+            changelogNext.set(w.u.partition, end);
         }
       }
       const offsets = work
