@@ -157,7 +157,7 @@ function versions(): Record<string, string> {
   const java = run("java", ["-version"]).split("\n")[0] ?? "?";
   const py = run(path.join(venv, "bin", "python"), [
     "-c",
-    "import sys, confluent_kafka, importlib.metadata as m; print(sys.version.split()[0], m.version('quixstreams'), confluent_kafka.version()[0], confluent_kafka.libversion()[0])",
+    "import sys, confluent_kafka, importlib.metadata as m; print(sys.version.split()[0], m.version('quixstreams'), confluent_kafka.version(), confluent_kafka.libversion()[0])",
   ])
     .trim()
     .split(" ");
@@ -168,8 +168,12 @@ function versions(): Record<string, string> {
     cwd: root,
     encoding: "utf8",
   });
+  const dirty = spawnSync("git", ["status", "--porcelain", "--", "packages"], {
+    cwd: root,
+    encoding: "utf8",
+  }).stdout.trim();
   return {
-    sluice: `@sluice/windowing from source at ${commit.stdout.trim() || "?"}`,
+    sluice: `@sluice/windowing from source at ${commit.stdout.trim() || "?"}${dirty ? " plus uncommitted changes in packages/" : ""}`,
     node: process.version,
     kafkajs: pkg("kafkajs"),
     classicLevel: pkg("classic-level"),
