@@ -1,8 +1,8 @@
 // `npm run demo` (via scripts/demo.mjs): the reference pipeline end to end on
 // the services given by SLUICE_* (the local stack by default).
 //
-//   --events N     records to produce (default 100000: about 2 minutes on 2 idle
-//                  cores; 300000 and more work, they just take longer)
+//   --events N     records to produce (default 300000: about 100 s on this
+//                  2-core machine; more work too, they just take longer)
 //   --seed S       generator seed (default 1)
 //   --seconds T    produce over about T seconds of wall time (default 30)
 //
@@ -30,7 +30,7 @@ import { setUpPipeline, tearDownPipeline } from "../pipeline/setup.js";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const { values } = parseArgs({
   options: {
-    events: { type: "string", default: "100000" },
+    events: { type: "string", default: "300000" },
     seed: { type: "string", default: "1" },
     seconds: { type: "string", default: "30" },
   },
