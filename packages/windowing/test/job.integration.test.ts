@@ -339,3 +339,56 @@ describe("Kafka job with a sink", () => {
     expect(sink.status).toBe("closed");
   });
 });
+
+describe("Kafka job heartbeats", () => {
+  it("keeps its group membership while a sink write blocks longer than the session timeout", async () => {
+    const base = uniqueName("wbeat");
+    prefixes.push(base);
+    const source = `${base}-events`;
+    await createTopic(admin, source, 1);
+    await produce(kafka, source, [
+      { key: "a", value: JSON.stringify({ user: "a", amount: 1, ts: 1_000 }) },
+      { key: "a", value: JSON.stringify({ user: "a", amount: 1, ts: 100_000 }) },
+    ]);
+    const stateDir = mkdtempSync(path.join(tmpdir(), "wbeat-"));
+    dirs.push(stateDir);
+    const rebalances: unknown[] = [];
+    const onRebalance = (m: unknown) => {
+      if ((m as { applicationId: string }).applicationId === base) rebalances.push(m);
+    };
+    diagnostics.subscribe("sluice:job:rebalance", onRebalance);
+    const rows: WindowResult<unknown>[] = [];
+    const slowSink = {
+      name: "slow",
+      status: "open" as const,
+      async write(rs: readonly WindowResult<unknown>[]) {
+        await new Promise((r) => setTimeout(r, 9_000)); // > sessionTimeoutMs
+        rows.push(...rs);
+      },
+      async flush() {},
+      async close() {},
+    };
+    const job = createJob<Ev>({
+      kafka,
+      applicationId: base,
+      source: { topic: source, schema, eventTime: "ts" },
+      stateDir,
+      sessionTimeoutMs: 6_000,
+      handleSignals: false,
+    })
+      .window(tumbling({ size: "1m" }))
+      .aggregate(count())
+      .to(slowSink);
+    try {
+      await job.start();
+      await waitFor(() => rows.length >= 1, 40_000);
+      await new Promise((r) => setTimeout(r, 1_000));
+    } finally {
+      await job.stop();
+      diagnostics.unsubscribe("sluice:job:rebalance", onRebalance);
+    }
+    expect(rows.map((r) => [r.key, r.windowStart, r.value])).toEqual([["a", 0, 1]]);
+    // one assignment at start; an evicted member would have rejoined
+    expect(rebalances).toHaveLength(1);
+  });
+});
