@@ -1,3 +1,4 @@
+import { isUtf8 } from "node:buffer";
 import { createHash } from "node:crypto";
 import type { ValidateFunction } from "ajv/dist/2020.js";
 import type { FromSchema, JSONSchema } from "json-schema-to-ts";
@@ -218,7 +219,17 @@ function buildSchema(options: DefineSchemaOptions<JsonSchemaObject>): EventSchem
         let view = bytes;
         if (view.byteLength >= 5 && view[0] === CONFLUENT_MAGIC_BYTE) view = view.subarray(5);
         if (view.byteLength > maxEventBytes) throw tooLarge(view.byteLength, bytes);
-        text = Buffer.from(view.buffer, view.byteOffset, view.byteLength).toString("utf8");
+        const buf = Buffer.from(view.buffer, view.byteOffset, view.byteLength);
+        // toString("utf8") would silently turn bad bytes into U+FFFD and
+        // store altered text: refuse them instead.
+        if (!isUtf8(buf)) {
+          throw new SchemaError(
+            "SCHEMA_DECODE_FAILED",
+            `bytes are not valid UTF-8, so not a JSON event for schema '${subject}'`,
+            { value: bytes, subject },
+          );
+        }
+        text = buf.toString("utf8");
       } else {
         throw new SchemaError(
           "SCHEMA_DECODE_FAILED",
@@ -236,7 +247,18 @@ function buildSchema(options: DefineSchemaOptions<JsonSchemaObject>): EventSchem
           { cause, value: text, subject },
         );
       }
-      if (!validator(value)) throw invalid(value);
+      let ok: boolean;
+      try {
+        ok = validator(value);
+      } catch (cause) {
+        // Only a hostile shape (nesting deep enough to exhaust the stack) gets here.
+        throw new SchemaError(
+          "SCHEMA_DECODE_FAILED",
+          `event for schema '${subject}' could not be validated: ${(cause as Error).message}`,
+          { cause, value: text, subject },
+        );
+      }
+      if (!ok) throw invalid(value);
       return value as T;
     },
     validate(value: unknown): value is T {

@@ -9,7 +9,13 @@ export function preview(value: unknown, max = 200): string {
           ? `<${value.byteLength} bytes>`
           : (JSON.stringify(value) ?? String(value));
   } catch {
-    text = String(value);
+    // JSON.stringify and String() both recurse: a hostile, deeply nested value
+    // overflows the stack in either, so fall back to the type tag alone.
+    try {
+      text = String(value);
+    } catch {
+      text = Object.prototype.toString.call(value);
+    }
   }
   return text.length > max ? `${text.slice(0, max)}…` : text;
 }
