@@ -257,6 +257,11 @@ export class TestDriver<T, V> {
   [Symbol.dispose](): void {
     this.close();
   }
+
+  /** Same as `close()`, for `await using`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+  }
 }
 
 /**

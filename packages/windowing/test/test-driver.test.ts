@@ -119,14 +119,14 @@ describe("TestDriver", () => {
     expect(d.late).toHaveLength(1);
   });
 
-  it("rejects use after close and incomplete pipelines", () => {
+  it("rejects use after close and incomplete pipelines", async () => {
     const d = createTestDriver(
       defineJob<number>()
         .window(tumbling({ size: 10 }))
         .aggregate(count()),
     );
     d.close();
-    d.close();
+    await d[Symbol.asyncDispose]();
     expect(d.status).toBe("closed");
     expect(() => d.pipe(1)).toThrow(expect.objectContaining({ code: "WINDOWING_DRIVER_CLOSED" }));
     expect(() => createTestDriver(defineJob<number>())).toThrow(
