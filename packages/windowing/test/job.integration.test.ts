@@ -392,3 +392,79 @@ describe("Kafka job heartbeats", () => {
     expect(rebalances).toHaveLength(1);
   });
 });
+
+describe("Kafka job with keyBy", () => {
+  it("re-keys through the repartition topic so each key is counted once per window", async () => {
+    const base = uniqueName("wkeyby");
+    prefixes.push(base);
+    const source = `${base}-events`;
+    const output = `${base}-out`;
+    await createTopic(admin, source, 3);
+    const evs = events(3_000, 30, 3);
+    const group = (e: Ev) => `g${Number(e.user.slice(1)) % 4}`;
+    await produce(
+      kafka,
+      source,
+      evs.map(({ ev, partition }) => ({ key: ev.user, value: JSON.stringify(ev), partition })),
+    );
+    const stateDir = mkdtempSync(path.join(tmpdir(), "wkeyby-"));
+    dirs.push(stateDir);
+    const job = createJob<Ev>({
+      kafka,
+      applicationId: base,
+      source: { topic: source, schema, eventTime: "ts" },
+      stateDir,
+      handleSignals: false,
+    })
+      .keyBy(group)
+      // source partitions interleave in the repartition topic: grace covers the disorder
+      .window(tumbling({ size: "1m", grace: "10m" }))
+      .aggregate({ n: count(), total: sum((e: Ev) => e.amount) })
+      .to({ topic: output });
+    // oracle: exact per-(group, minute) totals of the input
+    const expected = new Map<string, { n: number; total: number }>();
+    for (const { ev } of evs) {
+      const k = `${group(ev)}|${Math.floor(ev.ts / 60_000) * 60_000}`;
+      const cur = expected.get(k) ?? { n: 0, total: 0 };
+      expected.set(k, { n: cur.n + 1, total: cur.total + ev.amount });
+    }
+    let got = new Map<string, { n: number; total: number }>();
+    let sourceRecords = 0;
+    const onRecords = (m: unknown) => {
+      const r = m as { applicationId: string; topic: string; count: number };
+      if (r.applicationId === base && r.topic === source) sourceRecords += r.count;
+    };
+    diagnostics.subscribe("sluice:job:records", onRecords);
+    await job.start();
+    try {
+      await waitFor(() => sourceRecords >= evs.length, 60_000);
+      // then far-future events for every group key close all windows in every repartition partition
+      await produce(
+        kafka,
+        source,
+        [0, 1, 2, 3].map((g) => ({
+          key: `u${g}`,
+          value: JSON.stringify({ user: `u${g}`, amount: 0, ts: 10_000_000 }),
+        })),
+      );
+      await waitFor(async () => {
+        const rows = await readAll(kafka, admin, output);
+        got = new Map();
+        for (const r of rows) {
+          const w = JSON.parse(r.value as string) as WindowResult<{ n: number; total: number }>;
+          if (w.windowStart < 10_000_000 - 60_000) got.set(`${w.key}|${w.windowStart}`, w.value);
+        }
+        return got.size >= expected.size;
+      }, 90_000);
+    } finally {
+      await job.stop();
+      diagnostics.unsubscribe("sluice:job:records", onRecords);
+    }
+    expect(got).toEqual(expected);
+    const rows = await readAll(kafka, admin, output);
+    // each (key, window) emitted exactly once: the key lives in one partition
+    expect(
+      rows.filter((r) => !(JSON.parse(r.value as string).windowStart >= 9_000_000)).length,
+    ).toBe(expected.size);
+  });
+});
