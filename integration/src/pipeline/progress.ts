@@ -45,7 +45,8 @@ export async function groupLag(admin: Admin, groupId: string, topics: string[]):
 /**
  * Waits until every group has consumed and committed everything: lag 0 on
  * `exactTopics` (written without transactions, such as the source topic),
- * and every lag unchanged for `stablePolls` polls in a row. The second rule
+ * every group Stable (not rebalancing) with members, and every lag unchanged
+ * for `stablePolls` polls in a row (default 5). The last rule
  * covers topics written in transactions (repartition topics), whose tail
  * holds commit markers that occupy offsets but are never consumed: their lag
  * settles at a small constant instead of 0.
@@ -69,14 +70,19 @@ export async function waitForCatchUp(
   },
 ): Promise<GroupLag[]> {
   const deadline = Date.now() + opts.timeoutMs;
-  const needed = opts.stablePolls ?? 3;
+  const needed = opts.stablePolls ?? 5;
   let previous = "";
   let stable = 0;
   let lags: GroupLag[] = [];
   while (Date.now() < deadline) {
     lags = await Promise.all(groups.map((g) => groupLag(admin, g, exactTopics)));
     opts.onPoll?.(lags);
-    const sourceDone = lags.every((l) => exactTopics.every((t) => (l.lagByTopic[t] ?? 0) === 0));
+    // A group in the middle of a rebalance commits nothing: its lag looks
+    // stable without being done. Count only polls where every group is Stable.
+    const described = await admin.describeGroups(groups);
+    const allStable = described.groups.every((g) => g.state === "Stable" && g.members.length > 0);
+    const sourceDone =
+      allStable && lags.every((l) => exactTopics.every((t) => (l.lagByTopic[t] ?? 0) === 0));
     const fingerprint = JSON.stringify(lags);
     stable = sourceDone && fingerprint === previous ? stable + 1 : 0;
     previous = fingerprint;
