@@ -27,7 +27,7 @@ export interface Credentials {
   username: string;
   password: string;
 }
-/** Throwaway credentials of the local stack's secured users (made on first use, `.sluice/credentials.json`). */
+/** Throwaway credentials of the local stack's secured users (made on first use in `~/.config/sluice/local-credentials.json`, or `SLUICE_CREDENTIALS_FILE`). */
 export declare function localCredentials(): Record<"kafka" | "clickhouse" | "redis", Credentials>;
 /** Throwaway CA and server certificate for 127.0.0.1 (made on first use under `.sluice/tls/`). */
 export declare function localTls(): {

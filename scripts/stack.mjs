@@ -13,6 +13,7 @@ import { createHash, randomBytes, randomUUID } from "node:crypto";
 import fs from "node:fs";
 import http from "node:http";
 import net from "node:net";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -271,11 +272,17 @@ function resolveKafkaJars() {
 
 /**
  * Throwaway credentials for the secured services of the local stack, made at
- * random on first use and kept in `.sluice/credentials.json` (mode 0600).
+ * random on first use and kept in `~/.config/sluice/local-credentials.json`
+ * (mode 0600; `SLUICE_CREDENTIALS_FILE` overrides the path).
  * They protect nothing but local test services; never reuse them.
  */
 export function localCredentials() {
-  const file = path.join(home, "credentials.json");
+  // One file per machine user, not per checkout: a stack started from one
+  // clone is used by tests in another.
+  const file = path.resolve(
+    process.env.SLUICE_CREDENTIALS_FILE ??
+      path.join(os.homedir(), ".config", "sluice", "local-credentials.json"),
+  );
   try {
     return JSON.parse(fs.readFileSync(file, "utf8"));
   } catch {}
@@ -285,7 +292,7 @@ export function localCredentials() {
     clickhouse: { username: "sluice", password: secret() },
     redis: { username: "sluice", password: secret() },
   };
-  fs.mkdirSync(home, { recursive: true });
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   fs.writeFileSync(file, `${JSON.stringify(creds, null, 2)}\n`, { mode: 0o600 });
   return creds;
 }
