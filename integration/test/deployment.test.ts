@@ -93,6 +93,19 @@ describe("docker-compose.yml", () => {
     expect(mount.split(":")[1]).toBe(dashboards.providers[0]!.options.path);
   });
 
+  it("loads the shipped alert rules into Prometheus from the file it mounts", () => {
+    const prom = parse(read("prometheus/prometheus.yml")) as { rule_files: string[] };
+    const volumes = compose.services.prometheus!.volumes!;
+    for (const ruleFile of prom.rule_files) {
+      const mount = volumes.find((v) => v.split(":")[1] === ruleFile);
+      expect(mount, `a volume mounting ${ruleFile}`).toBeDefined();
+      const local = mount!.split(":")[0]!.replace(/^\.\//, "");
+      const rules = parse(read(local)) as { groups: Array<{ rules: unknown[] }> };
+      expect(rules.groups.flatMap((g) => g.rules).length).toBeGreaterThan(0);
+    }
+    expect(prom.rule_files.length).toBeGreaterThan(0);
+  });
+
   it("keeps the aggregator's state on a named volume", () => {
     const agg = compose.services.aggregator!;
     const stateDir = agg.environment!.SLUICE_STATE_DIR!;
