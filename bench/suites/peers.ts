@@ -222,12 +222,41 @@ async function cleanup(admin: KafkaAdmin, marker: string, groups: string[]): Pro
   } catch (err) {
     log(`topic cleanup for ${marker} failed: ${(err as Error).message}`);
   }
+  // a group whose last member is still leaving cannot be deleted yet: retry a few times
   for (const g of groups) {
-    try {
-      await admin.deleteGroups([g]);
-    } catch {
-      // an empty or already-gone group
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        await admin.deleteGroups([g]);
+        break;
+      } catch (err) {
+        const codes = ((err as { groups?: { errorCode?: number }[] }).groups ?? []).map(
+          (x) => x.errorCode,
+        );
+        if (codes.length > 0 && codes.every((c) => c === 69)) break; // GROUP_ID_NOT_FOUND
+        await sleep(1_000);
+      }
     }
+  }
+}
+
+/**
+ * Deletes the run's leftover consumer groups. Kafka Streams does not leave its
+ * group on close, so its groups become deletable only after the session
+ * timeout (45 s); retry for up to a minute.
+ */
+async function sweepGroups(admin: KafkaAdmin, marker: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const left = (await admin.listGroups()).groups
+      .map((g) => g.groupId)
+      .filter((g) => g.includes(marker));
+    if (left.length === 0) return;
+    if (Date.now() > deadline) {
+      log(`consumer groups left on the broker: ${left.join(", ")}`);
+      return;
+    }
+    await admin.deleteGroups(left).catch(() => {});
+    await sleep(5_000);
   }
 }
 
@@ -750,6 +779,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await cleanup(admin, runId, []);
+    await sweepGroups(admin, runId);
     await admin.disconnect();
   }
 
