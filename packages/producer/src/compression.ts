@@ -1,3 +1,4 @@
+/// <reference path="./internal/vendor.d.ts" />
 import kafkajs from "kafkajs";
 import * as lz4Module from "kafkajs-lz4";
 import * as snappyModule from "kafkajs-snappy";

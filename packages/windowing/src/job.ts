@@ -1,3 +1,4 @@
+import { registerCompressionCodecs } from "@sluice/producer";
 import { type Duration, parseDuration } from "@sluice/schema";
 import type { Kafka } from "kafkajs";
 import { type AggregateResult, type AggregationSpec, combine } from "./aggregations.js";
@@ -521,6 +522,9 @@ export function createJob<T>(opts: JobOptions<T>): Job<T> {
   };
   if (opts.kafka) resolved.kafka = opts.kafka;
   if (opts.brokers) resolved.brokers = opts.brokers;
+  // Topics written by @sluice/producer are lz4-compressed by default; kafkajs
+  // can only read lz4, snappy and zstd batches once their codecs are registered.
+  registerCompressionCodecs();
   return new Job<T>(
     baseDefinition(opts.source as SourceOptions<unknown>, opts.idleCloseMs),
     resolved,
