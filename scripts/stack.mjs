@@ -561,6 +561,10 @@ async function kafkaUp(addr, { dir, controllerPort, pidName = "kafka", secure } 
  */
 export async function startPrivateKafka({ port, controllerPort = port + 1, dir, secure = false }) {
   const addr = { host: "127.0.0.1", port };
+  // A broker just killed on this port can hold its listening socket for a
+  // moment after its process is gone: give it a few seconds to go.
+  const freeBy = Date.now() + 10_000;
+  while ((await tcpOpen(addr)) && Date.now() < freeBy) await sleep(250);
   if (await tcpOpen(addr)) {
     throw new StackError("kafka", `port ${port} is taken by ${listenerOf(port)}`);
   }
@@ -582,9 +586,7 @@ export async function startPrivateKafka({ port, controllerPort = port + 1, dir, 
       : {}),
     async stop({ signal = "SIGTERM", timeoutMs = 30_000 } = {}) {
       if (signal === "SIGKILL") {
-        try {
-          process.kill(-pid, "SIGKILL");
-        } catch {}
+        signalTree(pid, "SIGKILL");
         while (alive(pid)) await sleep(50);
       } else {
         await stopPid(name, pid, timeoutMs);
@@ -837,25 +839,24 @@ export async function up({ only } = {}) {
   return started;
 }
 
-async function stopPid(name, pid, timeoutMs = 30_000) {
+/** Signals the process group a service was launched in (detached), or the process alone. */
+function signalTree(pid, signal) {
   try {
-    process.kill(-pid, "SIGTERM");
+    process.kill(-pid, signal);
   } catch {
     try {
-      process.kill(pid, "SIGTERM");
+      process.kill(pid, signal);
     } catch {}
   }
+}
+
+async function stopPid(name, pid, timeoutMs = 30_000) {
+  signalTree(pid, "SIGTERM");
   const deadline = Date.now() + timeoutMs;
   while (alive(pid) && Date.now() < deadline) await sleep(200);
   if (alive(pid)) {
     console.log(`[${name}] did not stop within ${timeoutMs / 1000}s; sending SIGKILL`);
-    try {
-      process.kill(-pid, "SIGKILL");
-    } catch {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {}
-    }
+    signalTree(pid, "SIGKILL");
     while (alive(pid)) await sleep(100);
   }
 }
