@@ -12,6 +12,8 @@ import { SluiceError, type SluiceErrorOptions } from "@sluice/schema";
  * - `WINDOWING_KAFKA_FAILED` — a Kafka request failed (retryable).
  * - `WINDOWING_RESTORE_FAILED` — state could not be restored from the changelog (retryable).
  * - `WINDOWING_USER_FUNCTION_FAILED` — a user `filter`/`map`/`keyBy`/aggregator function threw.
+ * - `WINDOWING_WORKER_FAILED` — a `runWorkers` member could not load its module or build/start its job (not retried).
+ * - `WINDOWING_WORKER_RESTARTS_EXHAUSTED` — a `runWorkers` member crashed more often in a row than `restart.maxRestarts` allows.
  *
  * @since 0.1.0
  */
@@ -24,7 +26,9 @@ export type WindowingErrorCode =
   | "WINDOWING_ALREADY_STARTED"
   | "WINDOWING_KAFKA_FAILED"
   | "WINDOWING_RESTORE_FAILED"
-  | "WINDOWING_USER_FUNCTION_FAILED";
+  | "WINDOWING_USER_FUNCTION_FAILED"
+  | "WINDOWING_WORKER_FAILED"
+  | "WINDOWING_WORKER_RESTARTS_EXHAUSTED";
 
 const retryableCodes: ReadonlySet<WindowingErrorCode> = new Set([
   "WINDOWING_KAFKA_FAILED",
