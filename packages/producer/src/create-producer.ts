@@ -234,6 +234,8 @@ function isRetriable(err: unknown): boolean {
     break;
   }
   if (!e || typeof e !== "object") return false;
+  // Refused credentials do not get better by retrying: fail fast.
+  if (e.name === "KafkaJSSASLAuthenticationError") return false;
   if (e.name === "KafkaJSProtocolError") return e.retriable === true;
   return typeof e.name === "string" && e.name.startsWith("KafkaJS");
 }
@@ -699,7 +701,17 @@ export function createProducer<T>(options: ProducerOptions<T>): Producer<T> {
             missingUntil.delete(t);
           }
         },
-        () => {
+        (err: unknown) => {
+          if (!isRetriable(err)) {
+            // e.g. Kafka refused the credentials: fail the waiting sends now.
+            const e = new ProducerError(
+              "PRODUCER_SEND_FAILED",
+              `Kafka refused the producer: ${(err as Error)?.message ?? String(err)}`,
+              { cause: err, topic: t },
+            );
+            while (waitingHead < waiting.length) failPending(waiting[waitingHead++]!, e);
+            return;
+          }
           // broker unreachable: retry shortly
           if (!pumpTimer) {
             pumpTimer = setTimeout(() => {
