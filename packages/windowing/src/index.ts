@@ -49,3 +49,15 @@ export {
   tumbling,
   type WindowSpec,
 } from "./windows.js";
+export {
+  type JobFactory,
+  type MemberState,
+  runWorkers,
+  type WorkerContext,
+  type WorkerMemberStatus,
+  type Workers,
+  type WorkersEvent,
+  type WorkersOptions,
+  type WorkersRestartOptions,
+  type WorkersStatus,
+} from "./workers.js";
