@@ -1,0 +1,227 @@
+// runWorkers on the real broker (exactly-once): two member processes share a
+// 6-partition topic and their read_committed output equals the TestDriver
+// oracle exactly — once from the BUILT package (dist, as published users run
+// it) and once from sources with one member SIGKILLed mid-run and restarted
+// by the supervisor. stop() leaves no member process behind.
+import diagnostics from "node:diagnostics_channel";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import type { Admin, Kafka, Message } from "kafkajs";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import * as sources from "../src/index.js";
+import {
+  count,
+  createTestDriver,
+  defineJob,
+  sum,
+  tumbling,
+  type WindowResult,
+  type Workers,
+  type WorkersEvent,
+} from "../src/index.js";
+import type { WorkersJobArgs } from "./fixtures/workers-job.js";
+import {
+  brokers,
+  createTopic,
+  deleteTopicsWithPrefix,
+  kafkaClient,
+  produce,
+  readAll,
+  uniqueName,
+} from "./kafka-helpers.js";
+
+type Ev = { user: string; amount: number; ts: number };
+const here = path.dirname(fileURLToPath(import.meta.url));
+const pkg = path.resolve(here, "..");
+const t0 = Date.now();
+const log = (m: string) => {
+  if (process.env.SLUICE_TEST_VERBOSE) console.log(`[workers +${Date.now() - t0} ms] ${m}`);
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let kafka: Kafka;
+let admin: Admin;
+const prefixes: string[] = [];
+const dirs: string[] = [];
+const running: Workers[] = [];
+const events: WorkersEvent[] = [];
+const listener = (m: unknown) => {
+  const e = m as WorkersEvent;
+  events.push(e);
+  log(`event ${JSON.stringify(e)}`);
+};
+
+beforeAll(async () => {
+  diagnostics.subscribe("sluice:job:workers", listener);
+  kafka = kafkaClient();
+  admin = kafka.admin();
+  await admin.connect();
+});
+
+afterAll(async () => {
+  diagnostics.unsubscribe("sluice:job:workers", listener);
+  for (const w of running) await w.stop();
+  await deleteTopicsWithPrefix(admin, prefixes);
+  if (prefixes.length > 0) await admin.deleteGroups(prefixes).catch(() => {});
+  await admin.disconnect();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const partitions = 6;
+
+/** A topic, its events (240 users, some disorder) and the oracle's output. */
+async function scenario(total: number) {
+  const base = uniqueName("wworkers");
+  prefixes.push(base);
+  const source = `${base}-events`;
+  const output = `${base}-out`;
+  await createTopic(admin, source, partitions);
+  const msgs: { ev: Ev; partition: number }[] = [];
+  for (let i = 0; i < total; i++) {
+    const u = (i * 7919) % 240;
+    msgs.push({
+      ev: { user: `u${u}`, amount: (i % 5) + 1, ts: i * 5 + ((i * 31) % 150) },
+      partition: u % partitions,
+    });
+  }
+  for (let p = 0; p < partitions; p++)
+    msgs.push({ ev: { user: `end${p}`, amount: 0, ts: total * 5 + 100_000 }, partition: p });
+  const driver = createTestDriver(
+    defineJob<Ev>({ source: { eventTime: "ts" } })
+      .window(tumbling({ size: 1000, grace: 200 }))
+      .aggregate({ n: count(), total: sum((e: Ev) => e.amount) })
+      .emit("update"),
+    { partitions },
+  );
+  for (const { ev, partition } of msgs)
+    driver.pipe(ev, { key: ev.user, partition, timestamp: ev.ts });
+  const expected = driver.results.map((r) => `${r.id}=${JSON.stringify(r.value)}`).sort();
+  const toMessages = (part: typeof msgs): Message[] =>
+    part.map(({ ev, partition }) => ({ key: ev.user, value: JSON.stringify(ev), partition }));
+  const stateDir = mkdtempSync(path.join(tmpdir(), "wworkers-"));
+  dirs.push(stateDir);
+  const args: WorkersJobArgs = { brokers, app: base, source, output };
+  return { base, source, output, msgs, expected, toMessages, stateDir, args };
+}
+
+async function readOutput(output: string, want: number): Promise<string[]> {
+  let got: string[] = [];
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    got = (await readAll(kafka, admin, output)).map((r) => {
+      const w = JSON.parse(r.value as string) as WindowResult<unknown>;
+      return `${w.id}=${JSON.stringify(w.value)}`;
+    });
+    log(`output ${got.length}/${want}`);
+    if (got.length >= want) break;
+    await sleep(1000);
+  }
+  return got.sort();
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function spawnedPids(since: number): number[] {
+  return events
+    .slice(since)
+    .filter((e) => e.event === "spawn")
+    .map((e) => e.pid as number);
+}
+
+it("2 members from the built package share a 6-partition topic; output equals the oracle; stop() leaves none running", async () => {
+  const entry = path.join(pkg, "dist/internal/worker-entry.js");
+  expect(existsSync(entry), `${entry} (run npm run build -w packages/windowing)`).toBe(true);
+  const dist = (await import(
+    pathToFileURL(path.join(pkg, "dist/index.js")).href
+  )) as typeof sources;
+  const s = await scenario(6000);
+  const since = events.length;
+  await produce(kafka, s.source, s.toMessages(s.msgs.slice(0, 3000)));
+  const workers = await dist.runWorkers({
+    module: pathToFileURL(path.join(here, "fixtures/workers-dist-job.mjs")),
+    workers: 2,
+    stateDir: s.stateDir,
+    args: s.args,
+    execArgv: [],
+    handleSignals: false,
+  });
+  running.push(workers);
+  expect(workers.status).toBe("open");
+  expect(workers.members.map((m) => m.state)).toEqual(["ready", "ready"]);
+  await produce(kafka, s.source, s.toMessages(s.msgs.slice(3000)));
+  const got = await readOutput(s.output, s.expected.length);
+  const pids = spawnedPids(since);
+  expect(pids).toHaveLength(2);
+  await workers.stop();
+  await workers.stop(); // idempotent
+  expect(workers.status).toBe("closed");
+  await expect(workers.done).resolves.toBeUndefined();
+  for (const pid of pids) expect(alive(pid)).toBe(false);
+  const members = workers.members;
+  log(`members ${JSON.stringify(members)}`);
+  expect(members.map((m) => m.state)).toEqual(["stopped", "stopped"]);
+  expect(members.map((m) => m.lastExit?.code)).toEqual([0, 0]);
+  // both members did part of the work
+  for (const m of members) expect(m.records).toBeGreaterThan(0);
+  expect(got.length).toBe(s.expected.length);
+  expect(got).toEqual(s.expected);
+}, 150_000);
+
+it("a member SIGKILLed mid-run is restarted and the output still equals the oracle exactly", async () => {
+  const s = await scenario(12_000);
+  const since = events.length;
+  const workers = await sources.runWorkers({
+    module: path.join(here, "fixtures/workers-job.ts"),
+    exportName: "build",
+    workers: 2,
+    stateDir: s.stateDir,
+    args: s.args,
+    env: { TSX_TSCONFIG_PATH: path.join(pkg, "tsconfig.json") },
+    handleSignals: false,
+    restart: { initialDelayMs: 200, maxRestarts: 3 },
+  });
+  running.push(workers);
+  const chunks = 20;
+  const size = Math.ceil(s.msgs.length / chunks);
+  const producing = (async () => {
+    for (let c = 0; c < chunks; c++) {
+      await produce(kafka, s.source, s.toMessages(s.msgs.slice(c * size, (c + 1) * size)));
+      await sleep(300);
+    }
+  })();
+  // kill member 0 once it has processed some records, while events still arrive
+  const deadline = Date.now() + 60_000;
+  while ((workers.members[0]?.records ?? 0) < 800 && Date.now() < deadline) await sleep(50);
+  const victim = workers.members[0]?.pid as number;
+  expect(workers.members[0]?.records).toBeGreaterThanOrEqual(800);
+  process.kill(victim, "SIGKILL");
+  log(`killed member 0 (pid ${victim})`);
+  const restarted = () =>
+    workers.members[0]?.restarts === 1 && workers.members[0]?.state === "ready";
+  while (!restarted() && Date.now() < deadline) await sleep(100);
+  expect(workers.members[0]).toMatchObject({ state: "ready", restarts: 1, incarnation: 1 });
+  expect(workers.members[0]?.lastExit).toMatchObject({ signal: "SIGKILL" });
+  expect(workers.members[0]?.pid).not.toBe(victim);
+  expect(workers.status).toBe("open");
+  await producing;
+  const got = await readOutput(s.output, s.expected.length);
+  const pids = spawnedPids(since);
+  expect(pids).toHaveLength(3);
+  await workers.stop();
+  for (const pid of pids) expect(alive(pid)).toBe(false);
+  const restarts = events.slice(since).filter((e) => e.event === "restart");
+  expect(restarts).toEqual([
+    expect.objectContaining({ member: 0, delayMs: 200, reason: expect.stringMatching(/SIGKILL/) }),
+  ]);
+  expect(got.length).toBe(s.expected.length);
+  expect(got).toEqual(s.expected);
+}, 180_000);
