@@ -188,7 +188,12 @@ type FenceClient = Redis & {
 const RETRYABLE_REPLY = /^(LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY|NOREPLICAS|OOM)\b/;
 
 function classifyRedis(err: unknown): Classified {
-  const e = err as { name?: unknown; code?: unknown; message?: unknown };
+  const e = err as { name?: unknown; code?: unknown; message?: unknown; command?: unknown };
+  // ioredis puts the failed command on its error; AUTH / HELLO carry the password.
+  const cmd = e?.command as { name?: unknown; args?: unknown } | undefined;
+  if (/^(auth|hello)$/i.test(String(cmd?.name)) && Array.isArray(cmd?.args)) {
+    cmd.args = cmd.args.map(() => "[redacted]");
+  }
   const message = typeof e?.message === "string" ? e.message : String(err);
   if (typeof e?.code === "string" && e.code.startsWith("SINK_")) {
     return { retryable: false, fatal: true, code: e.code };
