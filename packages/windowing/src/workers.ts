@@ -322,7 +322,16 @@ function forkMember(
     onExit: (code: number | null, signal: string | null) => void;
   },
 ): MemberHandle {
-  const execArgv = [...(o.execArgv ?? process.execArgv), ...entry.execArgv];
+  const base = o.execArgv ?? process.execArgv;
+  // add the entry's flags (tsx for sources) unless the parent already has them
+  const present = (flag: string, value: string) =>
+    base.some((a, i) => (a === flag && base[i + 1] === value) || a === `${flag}=${value}`);
+  const extra: string[] = [];
+  for (let i = 0; i < entry.execArgv.length; i += 2) {
+    const [flag, value] = [entry.execArgv[i] as string, entry.execArgv[i + 1] as string];
+    if (!present(flag, value)) extra.push(flag, value);
+  }
+  const execArgv = [...base, ...extra];
   const child: ChildProcess = fork(entry.file, [], {
     execArgv,
     env: {

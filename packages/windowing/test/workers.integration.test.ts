@@ -2,7 +2,10 @@
 // 6-partition topic and their read_committed output equals the TestDriver
 // oracle exactly — once from the BUILT package (dist, as published users run
 // it) and once from sources with one member SIGKILLed mid-run and restarted
-// by the supervisor. stop() leaves no member process behind.
+// by the supervisor. stop() leaves no member process behind; SIGTERM to a
+// service using runWorkers drains its members; members of a SIGKILLed
+// service exit on their own.
+import { type ChildProcess, spawn } from "node:child_process";
 import diagnostics from "node:diagnostics_channel";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -46,6 +49,7 @@ let admin: Admin;
 const prefixes: string[] = [];
 const dirs: string[] = [];
 const running: Workers[] = [];
+const parents: ChildProcess[] = [];
 const events: WorkersEvent[] = [];
 const listener = (m: unknown) => {
   const e = m as WorkersEvent;
@@ -63,6 +67,7 @@ beforeAll(async () => {
 afterAll(async () => {
   diagnostics.unsubscribe("sluice:job:workers", listener);
   for (const w of running) await w.stop();
+  for (const c of parents) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
   await deleteTopicsWithPrefix(admin, prefixes);
   if (prefixes.length > 0) await admin.deleteGroups(prefixes).catch(() => {});
   await admin.disconnect();
@@ -225,3 +230,87 @@ it("a member SIGKILLed mid-run is restarted and the output still equals the orac
   expect(got.length).toBe(s.expected.length);
   expect(got).toEqual(s.expected);
 }, 180_000);
+
+/** Runs fixtures/workers-parent.ts (a service using runWorkers) in its own process. */
+function parentProcess(config: { args: WorkersJobArgs; stateDir: string }) {
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", path.join(here, "fixtures/workers-parent.ts")],
+    {
+      cwd: path.resolve(pkg, "../.."),
+      env: {
+        ...process.env,
+        WORKERS_PARENT_CONFIG: JSON.stringify(config),
+        TSX_TSCONFIG_PATH: path.join(pkg, "tsconfig.json"),
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  parents.push(child);
+  const lines: Record<string, unknown>[] = [];
+  let buf = "";
+  child.stdout?.on("data", (d) => {
+    buf += String(d);
+    for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
+      const text = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      log(`parent: ${text}`);
+      if (text.startsWith("{")) lines.push(JSON.parse(text) as Record<string, unknown>);
+    }
+  });
+  child.stderr?.on("data", (d) => log(`parent stderr: ${String(d).trim()}`));
+  const exited = new Promise<{ code: number | null; signal: string | null }>((r) =>
+    child.once("exit", (code, signal) => r({ code, signal })),
+  );
+  const ready = (async () => {
+    const deadline = Date.now() + 90_000;
+    while (Date.now() < deadline && child.exitCode === null) {
+      const l = lines.find((x) => x.ready);
+      if (l) return l.pids as number[];
+      await sleep(100);
+    }
+    throw new Error("the parent process did not report ready");
+  })();
+  return { child, lines, exited, ready };
+}
+
+async function gone(pids: number[], withinMs: number): Promise<boolean> {
+  const deadline = Date.now() + withinMs;
+  while (Date.now() < deadline) {
+    if (pids.every((p) => !alive(p))) return true;
+    await sleep(100);
+  }
+  return false;
+}
+
+it("SIGTERM to the service drains every member (exit 0) and the service exits", async () => {
+  const s = await scenario(2000);
+  await produce(kafka, s.source, s.toMessages(s.msgs));
+  const parent = parentProcess({ args: s.args, stateDir: s.stateDir });
+  const pids = await parent.ready;
+  expect(pids).toHaveLength(2);
+  const got = await readOutput(s.output, s.expected.length);
+  expect(got).toEqual(s.expected);
+  parent.child.kill("SIGTERM");
+  expect(await parent.exited).toEqual({ code: 0, signal: null });
+  const done = parent.lines.find((l) => l.done) as {
+    status: string;
+    members: { state: string; lastExit?: { code: number | null } }[];
+  };
+  expect(done.status).toBe("closed");
+  expect(done.members.map((m) => [m.state, m.lastExit?.code])).toEqual([
+    ["stopped", 0],
+    ["stopped", 0],
+  ]);
+  expect(await gone(pids, 5000)).toBe(true);
+}, 150_000);
+
+it("members of a SIGKILLed service drain themselves and exit (no orphans)", async () => {
+  const s = await scenario(1000);
+  await produce(kafka, s.source, s.toMessages(s.msgs));
+  const parent = parentProcess({ args: s.args, stateDir: s.stateDir });
+  const pids = await parent.ready;
+  parent.child.kill("SIGKILL");
+  await parent.exited;
+  expect(await gone(pids, 30_000)).toBe(true);
+}, 150_000);
