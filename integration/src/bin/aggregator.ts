@@ -3,8 +3,8 @@
 // counters as one JSON line prefixed `@@sluice `.
 import { parseArgs } from "node:util";
 import { pipelineConfig } from "../pipeline/config.js";
-import { setUpPipeline } from "../pipeline/setup.js";
 import { startAggregator } from "../services/aggregator-service.js";
+import { prepareDeployment } from "../services/deployment-setup.js";
 import { startServiceObservability } from "../services/observe.js";
 
 const { values } = parseArgs({
@@ -24,7 +24,7 @@ const obs = await startServiceObservability({
 });
 // Topic and tables are created when missing (idempotent), so the service
 // starts on an empty cluster too (docker-compose, Kubernetes).
-await setUpPipeline(config);
+await prepareDeployment(config);
 const aggregator = await startAggregator({
   config,
   onJobFailure: (app, reason) => {

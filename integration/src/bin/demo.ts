@@ -20,8 +20,9 @@ import { parseArgs } from "node:util";
 import { createClient } from "@clickhouse/client";
 import { Redis } from "ioredis";
 import { Kafka, logLevel } from "kafkajs";
+import { redactUrl } from "../env.js";
 import { computeGroundTruth, generateEvents, generatorDefaults } from "../generator/index.js";
-import { pipelineConfig, redisKeys } from "../pipeline/config.js";
+import { kafkaClientConfig, pipelineConfig, redisKeys } from "../pipeline/config.js";
 import { finishStream } from "../pipeline/finish.js";
 import { printReport } from "../pipeline/report.js";
 import { readResults, verify } from "../pipeline/results.js";
@@ -51,7 +52,7 @@ const say = (msg: string) => console.log(`[${elapsed().padStart(6)}] ${msg}`);
 async function preflight(): Promise<void> {
   const problems: string[] = [];
   const kafka = new Kafka({
-    brokers: config.kafkaBrokers,
+    ...kafkaClientConfig(config, "sluice-demo"),
     logLevel: logLevel.NOTHING,
     connectionTimeout: 3000,
     retry: { retries: 1 },
@@ -72,7 +73,7 @@ async function preflight(): Promise<void> {
   const ping = await ch.ping();
   if (!ping.success) {
     problems.push(
-      `ClickHouse at ${config.clickhouseUrl} does not answer (${ping.error?.message}). ` +
+      `ClickHouse at ${redactUrl(config.clickhouseUrl)} does not answer (${ping.error?.message}). ` +
         "Start it with `npm run stack:up` or set SLUICE_CLICKHOUSE_URL.",
     );
   }
@@ -88,7 +89,7 @@ async function preflight(): Promise<void> {
     await redis.ping();
   } catch (err) {
     problems.push(
-      `Redis at ${config.redisUrl} does not answer (${(err as Error).message}). ` +
+      `Redis at ${redactUrl(config.redisUrl)} does not answer (${(err as Error).message}). ` +
         "Start it with `npm run stack:up` or set SLUICE_REDIS_URL.",
     );
   } finally {
@@ -192,7 +193,7 @@ function startService(name: string, script: string, args: string[]): Service {
 async function main(): Promise<number> {
   say(
     `Sluice demo: ${events.toLocaleString()} events, seed ${seed}; Kafka ${config.kafkaBrokers.join(",")}, ` +
-      `ClickHouse ${config.clickhouseUrl}, Redis ${config.redisUrl}`,
+      `ClickHouse ${redactUrl(config.clickhouseUrl)}, Redis ${redactUrl(config.redisUrl)}`,
   );
   await preflight();
   say(`resetting topic "${config.topic}", tables, Redis keys ${redisKeys.all(config)} and state`);
@@ -243,7 +244,10 @@ async function main(): Promise<number> {
       `(${produced.valid} valid, ${produced.late} late, ${produced.invalid} invalid)`,
   );
 
-  const kafka = new Kafka({ brokers: config.kafkaBrokers, logLevel: logLevel.NOTHING });
+  const kafka = new Kafka({
+    ...kafkaClientConfig(config, "sluice-demo"),
+    logLevel: logLevel.NOTHING,
+  });
   let lastSay = 0;
   const aggregatorDied = aggregator.exited.then((code) => {
     throw new Error(
@@ -296,7 +300,19 @@ async function main(): Promise<number> {
     actual: Number(produced.partitionMismatches),
     ok: Number(produced.partitionMismatches) === 0,
   });
-  const ok = printReport({ config, truth, results, checks, ttl, elapsed: elapsed() });
+  const ok = printReport({
+    // The report names the services: never with their passwords.
+    config: {
+      ...config,
+      clickhouseUrl: redactUrl(config.clickhouseUrl),
+      redisUrl: redactUrl(config.redisUrl),
+    },
+    truth,
+    results,
+    checks,
+    ttl,
+    elapsed: elapsed(),
+  });
   return ok ? 0 : 1;
 }
 

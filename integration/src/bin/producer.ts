@@ -2,10 +2,13 @@
 // [--start-ms T] [--rate R] [--forever]`. Generates the seeded event stream and
 // sends it; prints a summary as one JSON line prefixed `@@sluice `. With
 // `--forever` it keeps producing fresh streams (seed + 1, ...) until SIGTERM.
+// With `--stay` it keeps serving /metrics after the last stream until SIGTERM.
+// Kafka TLS/SASL and the ClickHouse/Redis credentials come from the
+// environment (see integration/README.md).
 import { parseArgs } from "node:util";
 import { generateEvents } from "../generator/generate.js";
 import { pipelineConfig } from "../pipeline/config.js";
-import { setUpPipeline } from "../pipeline/setup.js";
+import { prepareDeployment } from "../services/deployment-setup.js";
 import { startServiceObservability } from "../services/observe.js";
 import { produceRecords } from "../services/producer-service.js";
 
@@ -17,6 +20,7 @@ const { values } = parseArgs({
     "start-ms": { type: "string" },
     rate: { type: "string" },
     forever: { type: "boolean", default: false },
+    stay: { type: "boolean", default: false },
     "metrics-port": { type: "string", default: process.env.SLUICE_METRICS_PORT ?? "9464" },
     "metrics-host": { type: "string", default: process.env.SLUICE_METRICS_HOST ?? "127.0.0.1" },
   },
@@ -30,7 +34,8 @@ const obs = await startServiceObservability({
 });
 // Topic and tables are created when missing (idempotent), so the service
 // starts on an empty cluster too (docker-compose, Kubernetes).
-await setUpPipeline(config);
+await prepareDeployment(config);
+console.log(`@@sluice ${JSON.stringify({ event: "ready", metrics: `${obs.url}/metrics` })}`);
 const abort = new AbortController();
 process.on("SIGTERM", () => abort.abort());
 process.on("SIGINT", () => abort.abort());
@@ -55,6 +60,9 @@ try {
     startMs = last + 1000;
     seed++;
   } while (values.forever && !abort.signal.aborted);
+  if (values.stay && !abort.signal.aborted) {
+    await new Promise((resolve) => abort.signal.addEventListener("abort", resolve));
+  }
 } catch (err) {
   console.error("producer failed:", err);
   code = 1;

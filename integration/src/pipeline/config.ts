@@ -1,5 +1,6 @@
 import path from "node:path";
-import { env } from "../env.js";
+import type { KafkaConfig } from "kafkajs";
+import { env, type KafkaSecurity } from "../env.js";
 import { defaultJobSettings, type JobSettings } from "../generator/ground-truth.js";
 
 /**
@@ -10,7 +11,11 @@ import { defaultJobSettings, type JobSettings } from "../generator/ground-truth.
 export interface PipelineConfig {
   namespace: string;
   kafkaBrokers: string[];
+  /** TLS and SASL of every Kafka client (kafkajs `ssl` / `sasl`); empty for plaintext. */
+  kafkaSecurity: KafkaSecurity;
+  /** ClickHouse HTTP(S) URL; may carry `user:password@` (never log it: see `redactUrl`). */
   clickhouseUrl: string;
+  /** Redis URL (`rediss://` for TLS); may carry `user:password@`. */
   redisUrl: string;
   /** Source topic. */
   topic: string;
@@ -62,6 +67,7 @@ export function pipelineConfig(
   return {
     namespace,
     kafkaBrokers: env.kafkaBrokers,
+    kafkaSecurity: env.kafka,
     clickhouseUrl: env.clickhouseUrl,
     redisUrl: env.redisUrl,
     topic: process.env.SLUICE_TOPIC ?? n("events", "."),
@@ -85,6 +91,24 @@ export function pipelineConfig(
     topN: 10,
     hotTierDays: 30,
     ...overrides,
+  };
+}
+
+/**
+ * The kafkajs client settings of a deployment: its brokers with its TLS and
+ * SASL settings. Every Kafka client of the services is built from this.
+ *
+ * @param c - the deployment
+ * @param clientId - the client id Kafka sees
+ * @returns a kafkajs `KafkaConfig` (add `logLevel`, `retry` as needed)
+ */
+export function kafkaClientConfig(c: PipelineConfig, clientId: string): KafkaConfig {
+  const { ssl, sasl } = c.kafkaSecurity ?? {};
+  return {
+    clientId,
+    brokers: c.kafkaBrokers,
+    ...(ssl === undefined ? {} : { ssl }),
+    ...(sasl === undefined ? {} : { sasl }),
   };
 }
 

@@ -5,7 +5,7 @@ import { createClickHouseSink, type Sink } from "@sluice/sinks";
 import { createJob, type Job, type WindowResult } from "@sluice/windowing";
 import { Kafka, logLevel } from "kafkajs";
 import type { UserEvent } from "../generator/user-event.js";
-import type { PipelineConfig } from "../pipeline/config.js";
+import { kafkaClientConfig, type PipelineConfig } from "../pipeline/config.js";
 import { minuteCountRow, rawEventRow, type SessionValue, sessionRow } from "../pipeline/rows.js";
 import { UserEventCodec } from "../pipeline/user-event-codec.js";
 import { countsPipeline, pagesPipeline, sessionsPipeline } from "./jobs.js";
@@ -46,11 +46,20 @@ export async function startAggregator(opts: AggregatorOptions): Promise<Aggregat
     } catch (err) {
       // Kafka may not serve freshly (re)created internal topics for a moment.
       const code = (err as { code?: string })?.code;
-      if (attempt >= attempts || code !== "WINDOWING_KAFKA_FAILED") throw err;
+      if (attempt >= attempts || code !== "WINDOWING_KAFKA_FAILED" || refusedCredentials(err))
+        throw err;
       opts.onRetry?.(err, attempt);
       await new Promise((r) => setTimeout(r, 1000 * attempt));
     }
   }
+}
+
+/** Kafka refused the credentials: no retry can help. */
+function refusedCredentials(err: unknown): boolean {
+  for (let e = err as { name?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+    if (e.name === "KafkaJSSASLAuthenticationError") return true;
+  }
+  return false;
 }
 
 /** Options of {@link startAggregator}. */
@@ -101,8 +110,7 @@ async function startOnce(opts: AggregatorOptions): Promise<Aggregator> {
   subscribe("sluice:job:records", onRecords);
 
   const kafka = new Kafka({
-    clientId: "sluice-aggregator",
-    brokers: c.kafkaBrokers,
+    ...kafkaClientConfig(c, "sluice-aggregator"),
     logLevel: opts.kafkaLogLevel ?? logLevel.ERROR,
   });
   const ch = (table: string) => ({ url: c.clickhouseUrl, table, maxDelayMs: 200 });
@@ -114,7 +122,8 @@ async function startOnce(opts: AggregatorOptions): Promise<Aggregator> {
   const redis = createRedisOutputs(c);
   const source = (applicationId: string): Job<UserEvent> =>
     createJob<UserEvent>({
-      brokers: c.kafkaBrokers,
+      // The deployment's TLS/SASL settings; the job's own client id and silence.
+      kafka: new Kafka({ ...kafkaClientConfig(c, applicationId), logLevel: logLevel.NOTHING }),
       applicationId,
       source: { topic: c.topic, schema: UserEventCodec, eventTime: "ts" },
       stateDir: path.join(c.stateDir, applicationId),

@@ -2,7 +2,7 @@ import { createProducer } from "@sluice/producer";
 import { Kafka, logLevel } from "kafkajs";
 import type { GeneratedRecord } from "../generator/generate.js";
 import type { UserEvent } from "../generator/user-event.js";
-import type { PipelineConfig } from "../pipeline/config.js";
+import { kafkaClientConfig, type PipelineConfig } from "../pipeline/config.js";
 import { UserEventCodec } from "../pipeline/user-event-codec.js";
 
 /** Options of {@link produceRecords}. */
@@ -45,8 +45,7 @@ export async function produceRecords(opts: ProduceOptions): Promise<ProduceSumma
   const { config, records } = opts;
   const t0 = Date.now();
   const kafka = new Kafka({
-    clientId: "sluice-demo-producer",
-    brokers: config.kafkaBrokers,
+    ...kafkaClientConfig(config, "sluice-demo-producer"),
     logLevel: logLevel.NOTHING,
   });
   const producer = createProducer<UserEvent>({
