@@ -8,6 +8,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import diagnostics from "node:diagnostics_channel";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -180,6 +181,26 @@ it("2 members from the built package share a 6-partition topic; output equals th
   expect(got.length).toBe(s.expected.length);
   expect(got).toEqual(s.expected);
 }, 150_000);
+
+it("the CommonJS build finds the member entry too", async () => {
+  const cjs = createRequire(import.meta.url)(path.join(pkg, "dist/index.cjs")) as typeof sources;
+  const stateDir = mkdtempSync(path.join(tmpdir(), "wworkers-cjs-"));
+  dirs.push(stateDir);
+  // the member starts from dist and reports the missing export: the entry resolved
+  await expect(
+    cjs.runWorkers({
+      module: path.join(here, "fixtures/workers-dist-job.mjs"),
+      exportName: "missing",
+      workers: 1,
+      stateDir,
+      execArgv: [],
+      handleSignals: false,
+    }),
+  ).rejects.toMatchObject({
+    code: "WINDOWING_WORKER_FAILED",
+    message: expect.stringMatching(/no exported function "missing"/),
+  });
+});
 
 it("a member SIGKILLed mid-run is restarted and the output still equals the oracle exactly", async () => {
   const s = await scenario(12_000);
