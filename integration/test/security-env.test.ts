@@ -1,10 +1,11 @@
 // The SLUICE_* security settings: what each variable turns into, and that
 // contradictory or incomplete settings fail at start with a message that
 // names the variable but never echoes a secret.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { parse, parseAllDocuments } from "yaml";
 import { EnvError, kafkaSecurityFromEnv, readEnv, redactUrl } from "../src/env.js";
 import { kafkaClientConfig, pipelineConfig } from "../src/pipeline/config.js";
 
@@ -102,5 +103,43 @@ describe("ClickHouse and Redis credentials", () => {
         SLUICE_REDIS_PASSWORD: "c",
       }),
     ).toThrow(/either inside the URL or in SLUICE_REDIS_USERNAME\/SLUICE_REDIS_PASSWORD/);
+  });
+});
+
+describe("deployment files keep passwords out of the ConfigMap and out of git", () => {
+  const read = (p: string) => readFileSync(new URL(`../${p}`, import.meta.url), "utf8");
+  const passwordVars = [
+    "SLUICE_KAFKA_SASL_PASSWORD",
+    "SLUICE_CLICKHOUSE_PASSWORD",
+    "SLUICE_REDIS_PASSWORD",
+  ];
+
+  it("k8s: passwords come from the sluice-credentials Secret, empty in the repository", () => {
+    const cm = parse(read("k8s/configmap.yaml")) as { data: Record<string, string> };
+    expect(Object.keys(cm.data).filter((k) => /PASSWORD|SECRET|TOKEN/.test(k))).toEqual([]);
+    const k = parse(read("k8s/kustomization.yaml")) as {
+      secretGenerator: Array<{ name: string; envs: string[] }>;
+    };
+    const gen = k.secretGenerator.find((g) => g.name === "sluice-credentials")!;
+    const lines = gen.envs
+      .flatMap((f) => read(`k8s/${f}`).split("\n"))
+      .filter((l) => l && !l.startsWith("#"));
+    expect(lines.sort()).toEqual(passwordVars.map((v) => `${v}=`).sort());
+    for (const file of ["k8s/aggregator.yaml", "k8s/producer.yaml"]) {
+      const docs = parseAllDocuments(read(file)).map((d) => d.toJS());
+      const workload = docs.find((d) => d.kind === "StatefulSet" || d.kind === "Deployment");
+      const envFrom = workload.spec.template.spec.containers[0].envFrom;
+      expect(envFrom).toContainEqual({ secretRef: { name: "sluice-credentials" } });
+    }
+  });
+
+  it("compose: passwords are taken from the caller's environment, never written down", () => {
+    const compose = parse(read("docker-compose.yml"), { merge: true }) as {
+      services: Record<string, { environment?: Record<string, string> }>;
+    };
+    for (const name of ["producer", "aggregator"]) {
+      const e = compose.services[name]!.environment!;
+      for (const v of passwordVars) expect(e[v]).toBe(`\${${v}:-}`);
+    }
   });
 });
