@@ -125,14 +125,17 @@ export type MemberState = "starting" | "ready" | "restarting" | "stopping" | "st
  * @since 0.1.0
  */
 export interface WorkerMemberStatus {
+  /** 0-based member index. */
   member: number;
   /** Process id of the current incarnation (undefined while restarting). */
   pid: number | undefined;
+  /** Lifecycle state of the member. */
   state: MemberState;
   /** The member's `job.status` as last reported. */
   jobStatus: string;
-  /** Restarts so far (0 for the first process). */
+  /** Which process of this member is (or was last) running: 0 for the first. */
   incarnation: number;
+  /** Restarts of this member so far. */
   restarts: number;
   /** Records processed by this member over all its incarnations (`sluice:job:records`). */
   records: number;
@@ -146,14 +149,24 @@ export interface WorkerMemberStatus {
  * @since 0.1.0
  */
 export interface WorkersEvent {
+  /** What happened: a member process was spawned, became ready, exited, is restarted after `delayMs`, was killed (timeout); the workers began to stop; the workers gave up. */
   event: "spawn" | "ready" | "exit" | "restart" | "kill" | "stop" | "failed";
+  /** Member index (member events). */
   member?: number;
+  /** Process id (member events). */
   pid?: number | undefined;
+  /** Which process of the member (member events). */
   incarnation?: number;
+  /** Exit code (`exit`), or the error code (`failed`). */
   code?: number | null | string;
+  /** Signal that ended the process (`exit`). */
   signal?: string | null;
+  /** Backoff before the restart (`restart`). */
   delayMs?: number;
+  /** Why: the member's error, signal or exit code, a timeout, or why the workers gave up. */
   reason?: string;
+  /** `file:` URL of the worker module. */
+  module?: string;
 }
 
 /**
