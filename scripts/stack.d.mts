@@ -2,15 +2,23 @@
 export declare class StackError extends Error {
   readonly service: string;
 }
-export interface PrivateKafka {
-  readonly brokers: string[];
+/** A private service process started for a fault test. */
+export interface PrivateService {
+  /** Pid of the current process (changes on `restart`). */
   readonly pid: number;
+  /** Whether it was not stopped and its process is alive. */
+  readonly running: boolean;
+  /** Stops it (SIGTERM, then SIGKILL after the timeout) or kills it at once with `SIGKILL`; waits for the exit. Idempotent. */
+  stop(options?: { signal?: "SIGTERM" | "SIGKILL"; timeoutMs?: number }): Promise<void>;
+  /** Starts it again on the same ports and data directory, once stopped; resolves when it answers. */
+  restart(): Promise<void>;
+}
+export interface PrivateKafka extends PrivateService {
+  readonly brokers: string[];
   /** With `secure: true`: the CA that signed the broker's certificate. */
   readonly caFile?: string;
   /** With `secure: true`: SCRAM-SHA-512 credentials the broker accepts (PLAIN accepts the same). */
   readonly sasl?: { mechanism: "scram-sha-512"; username: string; password: string };
-  /** Stops the broker (SIGTERM, then SIGKILL after the timeout) or kills it at once with `SIGKILL`. */
-  stop(options?: { signal?: "SIGTERM" | "SIGKILL"; timeoutMs?: number }): Promise<void>;
 }
 /**
  * Starts a private, throwaway KRaft broker for fault tests; reusing `dir` keeps
@@ -23,6 +31,28 @@ export declare function startPrivateKafka(options: {
   dir: string;
   secure?: boolean;
 }): Promise<PrivateKafka>;
+export interface PrivateClickHouse extends PrivateService {
+  /** HTTP URL, `http://127.0.0.1:<port>`. */
+  readonly url: string;
+}
+/**
+ * Starts a private, throwaway ClickHouse server (configured like the stack's)
+ * with its data, logs and configuration under `dir`; reusing `dir` keeps its tables.
+ */
+export declare function startPrivateClickHouse(options: {
+  port: number;
+  tcpPort: number;
+  dir: string;
+}): Promise<PrivateClickHouse>;
+export interface PrivateRedis extends PrivateService {
+  /** `redis://127.0.0.1:<port>`. */
+  readonly url: string;
+}
+/** Starts a private, throwaway Redis server whose append-only file (fsync always) lives in `dir`. */
+export declare function startPrivateRedis(options: {
+  port: number;
+  dir: string;
+}): Promise<PrivateRedis>;
 export interface Credentials {
   username: string;
   password: string;

@@ -557,23 +557,20 @@ async function kafkaUp(addr, { dir, controllerPort, pidName = "kafka", secure } 
  * without disturbing the shared stack). Its data lives in `dir`; restarting
  * with the same `dir` keeps its topics.
  *
- * @returns `{ brokers, pid, stop({ signal }) }`; `stop` waits for the process to exit.
+ * @returns `{ brokers, pid, running, stop({ signal }), restart() }`; `stop` waits for the process to exit, `restart` starts it again on the same ports and `dir`.
  */
 export async function startPrivateKafka({ port, controllerPort = port + 1, dir, secure = false }) {
   const addr = { host: "127.0.0.1", port };
-  // A broker just killed on this port can hold its listening socket for a
-  // moment after its process is gone: give it a few seconds to go.
-  const freeBy = Date.now() + 10_000;
-  while ((await tcpOpen(addr)) && Date.now() < freeBy) await sleep(250);
-  if (await tcpOpen(addr)) {
-    throw new StackError("kafka", `port ${port} is taken by ${listenerOf(port)}`);
-  }
   const name = `kafka-private-${port}`;
   const security = secure ? { ...localCredentials().kafka, tls: localTls() } : undefined;
-  const pid = await kafkaUp(addr, { dir, controllerPort, pidName: name, secure: security });
-  return {
+  const handle = await privateService(
+    "kafka",
+    name,
+    [addr, { ...addr, port: controllerPort }],
+    () => kafkaUp(addr, { dir, controllerPort, pidName: name, secure: security }),
+  );
+  return Object.assign(handle, {
     brokers: [`127.0.0.1:${port}`],
-    pid,
     ...(security
       ? {
           caFile: security.tls.caFile,
@@ -584,28 +581,100 @@ export async function startPrivateKafka({ port, controllerPort = port + 1, dir, 
           },
         }
       : {}),
+  });
+}
+
+/**
+ * A handle on a private service process: `pid` (of the current process),
+ * `running`, `stop({ signal, timeoutMs })` (SIGTERM then SIGKILL after the
+ * timeout, or SIGKILL at once; waits for the exit; idempotent) and `restart()`
+ * (starts it again on the same ports and data directory once stopped).
+ */
+async function privateService(service, name, addrs, start) {
+  // A process just killed on one of these ports can hold its listening socket
+  // for a moment after it is gone: give it a few seconds to go.
+  const portsFree = async () => {
+    const freeBy = Date.now() + 10_000;
+    for (const addr of addrs) {
+      while ((await tcpOpen(addr)) && Date.now() < freeBy) await sleep(250);
+      if (await tcpOpen(addr)) {
+        throw new StackError(service, `port ${addr.port} is taken by ${listenerOf(addr.port)}`);
+      }
+    }
+  };
+  await portsFree();
+  let pid = await start();
+  let stopped = false;
+  return {
+    get pid() {
+      return pid;
+    },
+    get running() {
+      return !stopped && alive(pid);
+    },
     async stop({ signal = "SIGTERM", timeoutMs = 30_000 } = {}) {
+      stopped = true;
       if (signal === "SIGKILL") {
         signalTree(pid, "SIGKILL");
         while (alive(pid)) await sleep(50);
-      } else {
+      } else if (alive(pid)) {
         await stopPid(name, pid, timeoutMs);
       }
       fs.rmSync(pidFile(name), { force: true });
     },
+    async restart() {
+      if (alive(pid)) throw new StackError(service, `pid ${pid} is still running; stop it first`);
+      await portsFree();
+      pid = await start();
+      stopped = false;
+    },
   };
+}
+
+/**
+ * Starts a private, throwaway ClickHouse server for fault tests (stop, kill
+ * and restart it without disturbing the shared stack), configured like the
+ * stack's own, with its data, logs and configuration under `dir`.
+ *
+ * @returns a handle with `url`, `pid`, `stop({ signal })` and `restart()`
+ */
+export async function startPrivateClickHouse({ port, tcpPort, dir }) {
+  const addr = { host: "127.0.0.1", port };
+  const name = `clickhouse-private-${port}`;
+  const handle = await privateService("clickhouse", name, [addr, { ...addr, port: tcpPort }], () =>
+    clickhouseUp(addr, { dir, tcpPort, pidName: name }),
+  );
+  return Object.assign(handle, { url: `http://127.0.0.1:${port}` });
+}
+
+/**
+ * Starts a private, throwaway Redis server for fault tests, with its
+ * append-only file (fsync on every write, so even a SIGKILL loses nothing
+ * acknowledged) under `dir`; a restart reloads it.
+ *
+ * @returns a handle with `url`, `pid`, `stop({ signal })` and `restart()`
+ */
+export async function startPrivateRedis({ port, dir }) {
+  const addr = { host: "127.0.0.1", port };
+  const name = `redis-private-${port}`;
+  const handle = await privateService("redis", name, [addr], () =>
+    redisUp(addr, { dir, pidName: name, appendfsync: "always" }),
+  );
+  return Object.assign(handle, { url: `redis://127.0.0.1:${port}` });
 }
 
 // ---------------------------------------------------------------- ClickHouse
 
-function clickhouseConfig(addr) {
+function clickhouseConfig(
+  addr,
+  dir = path.join(home, "clickhouse"),
+  tcpPort = Number(process.env.SLUICE_CLICKHOUSE_TCP_PORT ?? 19000),
+) {
   const secureUser = localCredentials().clickhouse;
   const passwordSha256 = createHash("sha256").update(secureUser.password).digest("hex");
-  const dir = path.join(home, "clickhouse");
   for (const d of ["data", "tmp", "user_files", "format_schemas", "log"]) {
     fs.mkdirSync(path.join(dir, d), { recursive: true });
   }
-  const tcpPort = Number(process.env.SLUICE_CLICKHOUSE_TCP_PORT ?? 19000);
   const config = `<?xml version="1.0"?>
 <yandex>
   <logger>
@@ -687,7 +756,7 @@ async function clickhouseReady(addr) {
   }
 }
 
-async function clickhouseUp(addr) {
+async function clickhouseUp(addr, { dir, tcpPort, pidName = "clickhouse" } = {}) {
   const bin = which("clickhouse-server") ?? which("clickhouse");
   if (!bin) {
     throw new StackError(
@@ -695,7 +764,7 @@ async function clickhouseUp(addr) {
       "clickhouse-server is not installed. Install it: apt-get update && apt-get install -y clickhouse-server",
     );
   }
-  const cfg = clickhouseConfig(addr);
+  const cfg = clickhouseConfig(addr, dir, tcpPort);
   if (await tcpOpen({ host: addr.host, port: cfg.tcpPort })) {
     throw new StackError(
       "clickhouse",
@@ -706,7 +775,7 @@ async function clickhouseUp(addr) {
   const args = bin.endsWith("clickhouse-server")
     ? [`--config-file=${cfg.configFile}`]
     : ["server", `--config-file=${cfg.configFile}`];
-  const pid = launch("clickhouse", bin, args, { cwd: cfg.dir, logFile });
+  const pid = launch(pidName, bin, args, { cwd: cfg.dir, logFile });
   await waitReady(
     "clickhouse",
     pid,
@@ -732,7 +801,10 @@ function redisAclRule() {
   return ["SETUSER", username, "on", `>${password}`, "~*", "&*", "+@all", "-@dangerous"];
 }
 
-async function redisUp(addr) {
+async function redisUp(
+  addr,
+  { dir = path.join(home, "redis"), pidName = "redis", appendfsync = "everysec" } = {},
+) {
   const bin = which("redis-server");
   if (!bin) {
     throw new StackError(
@@ -740,7 +812,6 @@ async function redisUp(addr) {
       "redis-server is not installed. Install it: apt-get update && apt-get install -y redis-server",
     );
   }
-  const dir = path.join(home, "redis");
   fs.mkdirSync(dir, { recursive: true });
   const conf = [
     `bind ${addr.host}`,
@@ -748,7 +819,7 @@ async function redisUp(addr) {
     "protected-mode yes",
     `dir ${dir}`,
     "appendonly yes",
-    "appendfsync everysec",
+    `appendfsync ${appendfsync}`,
     "daemonize no",
     `logfile ${path.join(dir, "redis.log")}`,
     "save 60 1000",
@@ -761,7 +832,7 @@ async function redisUp(addr) {
   ].join("\n");
   fs.writeFileSync(path.join(dir, "redis.conf"), conf, { mode: 0o600 });
   const logFile = path.join(dir, "redis.log");
-  const pid = launch("redis", bin, [path.join(dir, "redis.conf")], {
+  const pid = launch(pidName, bin, [path.join(dir, "redis.conf")], {
     cwd: dir,
     logFile: path.join(dir, "stdout.log"),
   });
