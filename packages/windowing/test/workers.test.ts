@@ -379,6 +379,12 @@ describe("runWorkers member processes (no broker needed)", () => {
         code: "WINDOWING_WORKER_FAILED",
         message: expect.stringMatching(/WINDOWING_PIPELINE_INCOMPLETE/),
       });
+      await expect(run("throws")).rejects.toMatchObject({
+        code: "WINDOWING_WORKER_FAILED",
+        message: expect.stringMatching(
+          /WINDOWING_INVALID_OPTIONS: .*building the job: createJob needs kafka/,
+        ),
+      });
       await expect(run("sharedState")).rejects.toMatchObject({
         code: "WINDOWING_WORKER_FAILED",
         message: expect.stringMatching(/must not share state directories/),
@@ -414,6 +420,38 @@ describe("runWorkers member processes (no broker needed)", () => {
     expect(channelEvents.some((e) => e.event === "failed")).toBe(true);
   }, 60_000);
 });
+
+it("a job that fails after starting makes its member exit with the runtime's reason, and it is restarted", async () => {
+  const stateDir = mkdtempSync(path.join(tmpdir(), "wworkers-unit-"));
+  dirs.push(stateDir);
+  const channelEvents: WorkersEvent[] = [];
+  const listener = (m: unknown) => channelEvents.push(m as WorkersEvent);
+  diagnostics.subscribe("sluice:job:workers", listener);
+  try {
+    await expect(
+      (async () => {
+        const workers = await runWorkers({
+          module: fixture,
+          exportName: "closesItself",
+          workers: 1,
+          stateDir,
+          env: { TSX_TSCONFIG_PATH: tsconfig },
+          handleSignals: false,
+          restart: { maxRestarts: 1, initialDelayMs: 10 },
+        });
+        expect(workers.status).toBe("open");
+        await workers.done;
+      })(),
+    ).rejects.toMatchObject({
+      code: "WINDOWING_WORKER_RESTARTS_EXHAUSTED",
+      message: expect.stringMatching(/the job closed unexpectedly: sluice job fake failed: boom/),
+    });
+  } finally {
+    diagnostics.unsubscribe("sluice:job:workers", listener);
+  }
+  expect(channelEvents.filter((e) => e.event === "exit").map((e) => e.code)).toEqual([1, 1]);
+  expect(channelEvents.filter((e) => e.event === "restart")).toHaveLength(1);
+}, 60_000);
 
 function alive(pid: number): boolean {
   try {
