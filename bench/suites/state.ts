@@ -2,7 +2,9 @@
 // @sluice/state against raw classic-level and raw kafkajs, measured in the
 // same run on the same keys (100-byte values):
 //   - cached updates/s: put() of keys already in the store, absorbed by the
-//     write-back cache (read-modify-write get()+put() is reported too, with
+//     write-back cache, awaited one by one and through the synchronous
+//     putSync(), beside a bare Map.set loop (with and without await) as the
+//     floor of the machine (read-modify-write get()+put() is reported too, with
 //     the read cache's hit ratio: 64 MiB holds about a third of 1M entries);
 //   - checkpoint flush keys/s vs a raw classic-level batch() put of the same
 //     keys and encoded values into a fresh database (ratios.checkpoint_vs_raw);
@@ -39,9 +41,14 @@ function tmp(): string {
 
 const perSec = (count: number, ms: number) => (count / ms) * 1000;
 
+const RESOLVED = Promise.resolve();
+
 async function checkpointRound(): Promise<{
   flush: number;
   updates: number;
+  updatesSync: number;
+  bareAwait: number;
+  bareSync: number;
   rmw: number;
   rmwHitRatio: number;
 }> {
@@ -60,6 +67,25 @@ async function checkpointRound(): Promise<{
     for (let i = 0; i < N; i++) await p.put(keys[i]!, values[i]!);
     const updates = perSec(N, performance.now() - t);
     await store.checkpoint({ partition: 0, sourceOffset: N, streamTime: 0 });
+    // the same updates through the synchronous fast path (no Promise per put)
+    t = performance.now();
+    for (let i = 0; i < N; i++) p.putSync(keys[i]!, values[i]!);
+    const updatesSync = perSec(N, performance.now() - t);
+    await store.checkpoint({ partition: 0, sourceOffset: N, streamTime: 0 });
+    // floors on this machine, same keys and values: a bare Map.set per update,
+    // with and without an await each
+    let floor = new Map<string, string>();
+    t = performance.now();
+    for (let i = 0; i < N; i++) {
+      floor.set(keys[i]!, values[i]!);
+      await RESOLVED;
+    }
+    const bareAwait = perSec(N, performance.now() - t);
+    floor = new Map<string, string>();
+    t = performance.now();
+    for (let i = 0; i < N; i++) floor.set(keys[i]!, values[i]!);
+    const bareSync = perSec(N, performance.now() - t);
+    floor.clear();
     t = performance.now();
     for (let i = 0; i < N; i++) {
       const k = keys[i]!;
@@ -69,7 +95,15 @@ async function checkpointRound(): Promise<{
     const rmw = perSec(N, performance.now() - t);
     const stats = await store.stats();
     await store.close();
-    return { flush, updates, rmw, rmwHitRatio: stats.cacheHitRatio };
+    return {
+      flush,
+      updates,
+      updatesSync,
+      bareAwait,
+      bareSync,
+      rmw,
+      rmwHitRatio: stats.cacheHitRatio,
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -139,6 +173,9 @@ async function main() {
   console.log(`state bench: ${N} keys, ${ROUNDS} rounds`);
   const flush: number[] = [];
   const updates: number[] = [];
+  const updatesSync: number[] = [];
+  const bareAwait: number[] = [];
+  const bareSync: number[] = [];
   const rmw: number[] = [];
   const rmwHit: number[] = [];
   const raw: number[] = [];
@@ -148,10 +185,13 @@ async function main() {
     const c = await checkpointRound();
     flush.push(c.flush);
     updates.push(c.updates);
+    updatesSync.push(c.updatesSync);
+    bareAwait.push(c.bareAwait);
+    bareSync.push(c.bareSync);
     rmw.push(c.rmw);
     rmwHit.push(c.rmwHitRatio);
     console.log(
-      `round ${r + 1}: checkpoint ${c.flush.toFixed(0)} keys/s, raw batch ${raw[r]!.toFixed(0)} keys/s, updates ${c.updates.toFixed(0)}/s, get+put ${c.rmw.toFixed(0)}/s`,
+      `round ${r + 1}: checkpoint ${c.flush.toFixed(0)} keys/s, raw batch ${raw[r]!.toFixed(0)} keys/s, updates ${c.updates.toFixed(0)}/s (putSync ${c.updatesSync.toFixed(0)}/s; bare Map+await ${c.bareAwait.toFixed(0)}/s, bare Map ${c.bareSync.toFixed(0)}/s), get+put ${c.rmw.toFixed(0)}/s`,
     );
   }
 
@@ -213,6 +253,9 @@ async function main() {
 
   const m = {
     cached_updates_per_s: median(updates),
+    cached_updates_sync_per_s: median(updatesSync),
+    bare_map_await_per_s: median(bareAwait),
+    bare_map_per_s: median(bareSync),
     cached_get_put_per_s: median(rmw),
     get_put_cache_hit_ratio: median(rmwHit),
     checkpoint_keys_per_s: median(flush),
@@ -239,13 +282,28 @@ async function main() {
     targets: {
       checkpoint_vs_raw: { min: 0.8, met: checkpointVsRaw >= 0.8 },
       cached_updates_per_s: { min: 1_000_000, met: m.cached_updates_per_s >= 1_000_000 },
+      cached_updates_sync_per_s: {
+        min: 1_000_000,
+        met: m.cached_updates_sync_per_s >= 1_000_000,
+      },
       restore_records_per_s: { min: 100_000, met: m.restore_records_per_s >= 100_000 },
     },
-    samples: { updates, rmw, flush, raw, restore: restoreRates, rawConsume: rawConsumeRates },
+    samples: {
+      updates,
+      updatesSync,
+      bareAwait,
+      bareSync,
+      rmw,
+      flush,
+      raw,
+      restore: restoreRates,
+      rawConsume: rawConsumeRates,
+    },
     loadAverage: os.loadavg(),
     peakRssBytes: rss.stop(),
     notes: [
       "raw baseline builds the same keys and JSON-encoded values and writes them with one classic-level batch()",
+      "cached updates: `await p.put()` per update (cached_updates_per_s) and the synchronous `p.putSync()` (cached_updates_sync_per_s) of keys already in the store, each followed by a checkpoint outside the timing; bare_map_* time a plain Map.set per update (with and without an await) on the same keys in the same round, the floor of this machine",
       "restore time includes connecting, setting up the throw-away consumer group and writing to LevelDB",
       "ratios are medians of per-round ratios (each round runs baseline and ours back to back); *_of_medians divide the medians",
     ],

@@ -280,6 +280,109 @@ describe("cache", () => {
   });
 });
 
+describe("synchronous updates (putSync, deleteSync)", () => {
+  it("are written by the next checkpoint only, atomically, and a change made during a checkpoint waits for the next one", async () => {
+    const dir = tempDir();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const writes: Array<Array<string | null>> = [];
+    const store = await openStateStore<string>({
+      dir,
+      name: "sync",
+      changelog: {
+        async write(_partition, messages) {
+          writes.push(messages.map((m) => (m.value === null ? null : m.value.toString())));
+          await gate;
+          return undefined;
+        },
+      },
+    });
+    const p = store.partition(0);
+    p.putSync("a", "a1");
+    p.putSync("b", "b1");
+    expect(await p.get("a")).toBe("a1");
+    const first = store.checkpoint({ partition: 0, sourceOffset: 1, streamTime: 0 });
+    // the checkpoint has taken its changes; these belong to the next one
+    await new Promise((r) => setImmediate(r));
+    p.putSync("a", "a2");
+    p.deleteSync("b");
+    expect(await p.get("a")).toBe("a2");
+    expect(await p.get("b")).toBeUndefined();
+    release();
+    const m1 = await first;
+    expect(
+      m1.filter((m) => m.value !== null && m.key[4] === 1).map((m) => String(m.value)),
+    ).toEqual(['"a1"', '"b1"']);
+    expect(writes[0]).toHaveLength(3); // a, b and the checkpoint metadata
+    expect(await store.readCheckpoint(0)).toMatchObject({ sourceOffset: 1 });
+    const s1 = await store.stats();
+    expect(s1.dirtyEntries).toBe(2);
+    const m2 = await store.checkpoint({ partition: 0, sourceOffset: 2, streamTime: 0 });
+    expect(m2.map((m) => (m.value === null ? null : m.key[4]))).toEqual([1, null, 0]);
+    await store.close();
+    const again = await openStateStore<string>({ dir, name: "sync" });
+    expect(await again.partition(0).get("a")).toBe("a2");
+    expect(await again.partition(0).get("b")).toBeUndefined();
+    expect(await again.readCheckpoint(0)).toMatchObject({ sourceOffset: 2 });
+    await again.close();
+  });
+
+  it("keep changes of a failed checkpoint, the newer value winning", async () => {
+    let fail = true;
+    const store = await openStateStore<number>({
+      dir: tempDir(),
+      name: "sync-fail",
+      changelog: {
+        async write() {
+          if (fail) throw new Error("broker down");
+          return undefined;
+        },
+      },
+    });
+    const p = store.partition(0);
+    p.putSync("x", 1);
+    p.putSync("y", 1);
+    expect(await code(store.checkpoint({ partition: 0, sourceOffset: 1, streamTime: 0 }))).toBe(
+      "STATE_CHANGELOG_FAILED",
+    );
+    p.putSync("x", 2);
+    fail = false;
+    const m = await store.checkpoint({ partition: 0, sourceOffset: 1, streamTime: 0 });
+    expect(m).toHaveLength(3);
+    expect(await p.get("x")).toBe(2);
+    expect(await p.get("y")).toBe(1);
+    expect((await store.stats()).dirtyEntries).toBe(0);
+    await store.close();
+  });
+
+  it("respect the cache bound, shadow cached versions and validate like put", async () => {
+    const store = await openStateStore<string>({
+      dir: tempDir(),
+      name: "sync-evict",
+      cacheMaxBytes: 2048,
+    });
+    const p = store.partition(0);
+    for (let i = 0; i < 500; i++) p.putSync(`key-${i}`, `v${i}`);
+    await store.checkpoint({ partition: 0, sourceOffset: 1, streamTime: 0 });
+    const s = await store.stats();
+    expect(s.keys).toBe(500);
+    expect(s.cacheBytes).toBeLessThanOrEqual(2048);
+    expect(await p.get("key-499")).toBe("v499"); // cached
+    p.putSync("key-499", "new");
+    expect(await p.get("key-499")).toBe("new");
+    expect(await p.get("key-0")).toBe("v0"); // from disk
+    expect(await code(() => p.putSync("k", undefined as unknown as string))).toBe(
+      "STATE_INVALID_ARGUMENT",
+    );
+    expect(await code(() => p.putSync(7 as unknown as string, "v"))).toBe("STATE_INVALID_ARGUMENT");
+    await store.close();
+    expect(await code(() => p.putSync("k", "v"))).toBe("STATE_CLOSED");
+    expect(await code(() => p.deleteSync("k"))).toBe("STATE_CLOSED");
+  });
+});
+
 describe("codecs", () => {
   it("stores v8 values (Map, BigInt) and custom codecs, and refuses a different codec on reopen", async () => {
     const dir = tempDir();
