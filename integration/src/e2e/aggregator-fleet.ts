@@ -46,7 +46,14 @@ export class AggregatorFleet {
       config: PipelineConfig;
       dir: string;
       t0: number;
+      /**
+       * How long one process may take to print `ready`: its jobs join their
+       * groups (waiting out a killed member's session) and restore state.
+       * @defaultValue 4 minutes
+       */
       readyTimeoutMs?: number;
+      /** Called with every event as it happens (progress output). */
+      onEvent?: (e: FleetEvent) => void;
       /** Give up restarting an instance after this long. @defaultValue 5 minutes */
       restartForMs?: number;
       /**
@@ -59,7 +66,9 @@ export class AggregatorFleet {
   ) {}
 
   private log(slot: number, what: string): void {
-    this.events.push({ atMs: Date.now() - this.opts.t0, slot, what });
+    const e = { atMs: Date.now() - this.opts.t0, slot, what };
+    this.events.push(e);
+    this.opts.onEvent?.(e);
   }
 
   /** Slots with a live process. */
@@ -99,7 +108,7 @@ export class AggregatorFleet {
           const proc = await startAggregatorProcess({
             config: this.opts.config,
             stateDir: s.stateDir,
-            readyTimeoutMs: this.opts.readyTimeoutMs,
+            readyTimeoutMs: this.opts.readyTimeoutMs ?? 240_000,
           });
           if (proc.child.pid) this.pids.push(proc.child.pid);
           if (this.closed || !s.wanted) {
