@@ -42,7 +42,13 @@ export async function readAll(
   topic: string,
   timeoutMs = 60_000,
 ): Promise<
-  { key: string | null; value: string | null; partition: number; headers: Record<string, string> }[]
+  {
+    key: string | null;
+    value: string | null;
+    partition: number;
+    offset: string;
+    headers: Record<string, string>;
+  }[]
 > {
   const ends = await admin.fetchTopicOffsets(topic);
   const want = new Map(
@@ -52,6 +58,7 @@ export async function readAll(
     key: string | null;
     value: string | null;
     partition: number;
+    offset: string;
     headers: Record<string, string>;
   }[] = [];
   if (want.size === 0) return out;
@@ -84,6 +91,7 @@ export async function readAll(
         key: message.key?.toString() ?? null,
         value: message.value?.toString() ?? null,
         partition,
+        offset: message.offset,
         headers,
       });
     },

@@ -37,7 +37,8 @@ interface Unit {
   nextOffset?: string;
   committedOffset?: string;
   ready: boolean;
-  seekedOnce: boolean;
+  /** Consecutive seeks back to nextOffset (a batch started past it). */
+  seeks: number;
   pending: Map<string, Message[]>;
   pendingCount: number;
   dirty: boolean;
@@ -316,7 +317,7 @@ export class KafkaRuntime {
         partition: p,
         stateful: topic === this.stateTopic,
         ready: false,
-        seekedOnce: false,
+        seeks: 0,
         pending: new Map(),
         pendingCount: 0,
         dirty: false,
@@ -334,6 +335,15 @@ export class KafkaRuntime {
       return u;
     });
     await withHeartbeat(Promise.all(units.map((u) => u.producer?.connect())), heartbeat);
+    // Fence before anything is read. kafkajs's connect() does not register
+    // the transactional id; only the first transaction() does. Doing it here
+    // (an empty transaction, no request beyond InitProducerId) makes the
+    // coordinator abort or complete the previous owner's open transaction
+    // now, so that: the changelog is restored up to a stable end that
+    // includes everything the previous owner committed; committed group
+    // offsets are final; and the previous owner's aborted transaction comes
+    // before any transaction of ours (see commitAll on abort order).
+    await withHeartbeat(Promise.all(units.map((u) => fence(u.producer))), heartbeat);
     if (topic === this.stateTopic) {
       const t0 = Date.now();
       const { from, folds } = await this.loadLocal(partitions);
@@ -375,6 +385,15 @@ export class KafkaRuntime {
         const off = committed[0]?.partitions.find((x) => x.partition === u.partition)?.offset;
         if (off !== undefined && off !== "-1") u.nextOffset = off;
       }
+      // Nothing committed yet: the partition starts at its beginning (the
+      // group subscribes from the beginning). The position is always known,
+      // so onBatch can refuse a batch that starts past it.
+      const fresh = missing.filter((u) => u.nextOffset === undefined);
+      if (fresh.length > 0) {
+        const ends = await this.admin.fetchTopicOffsets(topic);
+        for (const u of fresh)
+          u.nextOffset = ends.find((o) => o.partition === u.partition)?.low ?? "0";
+      }
     }
     for (const u of units) {
       u.committedOffset = u.nextOffset;
@@ -394,18 +413,43 @@ export class KafkaRuntime {
     const u = await this.unit(batch.topic, batch.partition, heartbeat);
     const first = batch.messages[0];
     if (!first) return;
-    if (
-      u.nextOffset !== undefined &&
-      BigInt(first.offset) > BigInt(u.nextOffset) &&
-      !u.seekedOnce
-    ) {
-      // The group's position is ahead of the restored state (its owner
-      // committed after we fetched): go back to the state's offset.
-      u.seekedOnce = true;
-      this.consumer.seek({ topic: u.topic, partition: u.partition, offset: u.nextOffset });
-      return;
+    const next = BigInt(u.nextOffset ?? "0");
+    // kafkajs fetches from the group's position, which may differ from the
+    // offset the restored state resumes from (the position is fetched when
+    // the member joins, before the previous owner's transaction is complete,
+    // and survives a unit that was dropped). Records before the state's
+    // offset are skipped below; a batch that starts after it would lose
+    // records, so the partition is moved back to it. batch.firstOffset()
+    // counts control and aborted records, so a transactional gap is not
+    // mistaken for a jump.
+    const firstFetched = BigInt(batch.firstOffset() ?? first.offset);
+    if (firstFetched > next) {
+      if (u.seeks >= 2 && (await this.lowWatermark(u)) > next) {
+        // Records between were deleted (retention): resume at the earliest.
+        u.nextOffset = firstFetched.toString();
+      } else {
+        u.seeks++;
+        this.consumer.seek({ topic: u.topic, partition: u.partition, offset: next.toString() });
+        return;
+      }
     }
-    u.seekedOnce = true;
+    u.seeks = 0;
+    try {
+      await this.processBatch(u, payload);
+    } catch (err) {
+      // The engine and the unit's offset may already include records whose
+      // results were not queued: never keep such a unit. Its next batch
+      // restores the last committed state and replays from there.
+      if (this.units.get(this.unitKey(u.topic, u.partition)) === u) {
+        this.units.delete(this.unitKey(u.topic, u.partition));
+        await u.producer?.disconnect().catch(() => {});
+      }
+      throw err;
+    }
+  }
+
+  private async processBatch(u: Unit, payload: EachBatchPayload): Promise<void> {
+    const { batch, heartbeat } = payload;
     const out: EngineOutput = { results: [], late: [], dlq: [] };
     const rekeyed: { key: string; value: unknown; timestamp: number }[] = [];
     let count = 0;
@@ -439,7 +483,12 @@ export class KafkaRuntime {
       }
       u.nextOffset = (BigInt(m.offset) + 1n).toString();
       if (Date.now() - lastBeat > 1000) {
-        await heartbeat();
+        // kafkajs's heartbeat throws once a rebalance has started; the batch
+        // is finished and committed all the same (a member that lost the
+        // partition is fenced at commit), never abandoned half-way.
+        await heartbeat().catch(() => {
+          this.rebalancing = true;
+        });
         lastBeat = Date.now();
       }
     }
@@ -470,6 +519,11 @@ export class KafkaRuntime {
     ) {
       await this.commitAll(heartbeat);
     }
+  }
+
+  private async lowWatermark(u: Unit): Promise<bigint> {
+    const ends = await this.admin.fetchTopicOffsets(u.topic);
+    return BigInt(ends.find((o) => o.partition === u.partition)?.low ?? "0");
   }
 
   private statelessEngines = new Map<number, PartitionEngine>();
@@ -622,43 +676,50 @@ export class KafkaRuntime {
       return { u, topicMessages };
     });
     if (this.eos) {
+      // One transaction per partition, strictly one after another: at most
+      // one transaction of this process is open at any instant. kafkajs's
+      // read_committed consumers (including this job's own) drop aborted
+      // records correctly only when transactions sharing a partition are
+      // aborted in the order they started; two open transactions killed
+      // together can be aborted in either order, and kafkajs then delivers
+      // the records of the one that started first (the duplicate results
+      // once seen by the crash test). Java consumers sort the aborted list
+      // and are not affected.
       await withHeartbeat(
-        Promise.all(
-          work.map(async ({ u, topicMessages }) => {
-            const producer = u.producer as Producer;
-            const txn = await producer.transaction();
-            try {
-              let changelogNext: bigint | undefined;
-              for (const chunk of chunks(topicMessages)) {
-                const meta = await txn.sendBatch({ topicMessages: chunk });
-                changelogNext = this.changelogEnd(chunk, meta, u.partition) ?? changelogNext;
-              }
-              if (u.nextOffset !== undefined) {
-                await txn.sendOffsets({
-                  consumerGroupId: app,
-                  topics: [
-                    {
-                      topic: u.topic,
-                      partitions: [{ partition: u.partition, offset: u.nextOffset }],
-                    },
-                  ],
-                });
-              }
-              await txn.commit();
-              u.committedOffset = u.nextOffset;
-              if (u.engine) this.persistLocal(u, topicMessages, changelogNext);
-            } catch (err) {
-              await txn.abort().catch(() => {});
-              if (isFenced(err)) {
-                // Another member owns this partition now; drop our copy.
-                this.units.delete(this.unitKey(u.topic, u.partition));
-                await producer.disconnect().catch(() => {});
-                return;
-              }
-              throw err;
+        sequentially(work, async ({ u, topicMessages }) => {
+          const producer = u.producer as Producer;
+          const txn = await producer.transaction();
+          try {
+            let changelogNext: bigint | undefined;
+            for (const chunk of chunks(topicMessages)) {
+              const meta = await txn.sendBatch({ topicMessages: chunk });
+              changelogNext = this.changelogEnd(chunk, meta, u.partition) ?? changelogNext;
             }
-          }),
-        ),
+            if (u.nextOffset !== undefined) {
+              await txn.sendOffsets({
+                consumerGroupId: app,
+                topics: [
+                  {
+                    topic: u.topic,
+                    partitions: [{ partition: u.partition, offset: u.nextOffset }],
+                  },
+                ],
+              });
+            }
+            await txn.commit();
+            u.committedOffset = u.nextOffset;
+            if (u.engine) this.persistLocal(u, topicMessages, changelogNext);
+          } catch (err) {
+            await txn.abort().catch(() => {});
+            if (isFenced(err)) {
+              // Another member owns this partition now; drop our copy.
+              this.units.delete(this.unitKey(u.topic, u.partition));
+              await producer.disconnect().catch(() => {});
+              return;
+            }
+            throw err;
+          }
+        }),
         heartbeat,
       );
     } else {
@@ -910,6 +971,17 @@ function len(v: Message["key"] | Message["value"]): number {
 
 function lateJson(l: LateRecord<unknown>): Record<string, unknown> {
   return { ...l };
+}
+
+/** Registers a transactional producer's id with its coordinator, fencing any previous user of it. */
+async function fence(producer: Producer | undefined): Promise<void> {
+  if (!producer) return;
+  const txn = await producer.transaction();
+  await txn.abort();
+}
+
+async function sequentially<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
+  for (const item of items) await fn(item);
 }
 
 async function withHeartbeat<T>(p: Promise<T>, heartbeat?: () => Promise<void>): Promise<T> {
