@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { ConnectionOptions } from "node:tls";
-import type { SASLOptions } from "kafkajs";
+import { logLevel, type SASLOptions } from "kafkajs";
 
 /** How the Kafka clients authenticate and encrypt: kafkajs `ssl` and `sasl`. */
 export interface KafkaSecurity {
@@ -221,6 +221,26 @@ export function redactUrl(url: string): string {
   } catch {
     return url.replace(/\/\/([^/@:]*):[^/@]*@/, "//$1:***@");
   }
+}
+
+/**
+ * The kafkajs log level named by `SLUICE_KAFKA_LOG_LEVEL` (`nothing`, `error`,
+ * `warn`, `info`, `debug`), for the services' Kafka clients.
+ *
+ * @param vars - the environment @defaultValue process.env
+ * @returns the level, or undefined when unset (each client keeps its default)
+ * @throws EnvError on another value
+ */
+export function kafkaLogLevelFromEnv(vars: NodeJS.ProcessEnv = process.env): logLevel | undefined {
+  const name = read(vars, "SLUICE_KAFKA_LOG_LEVEL")?.toUpperCase();
+  if (name === undefined) return undefined;
+  const level = (logLevel as unknown as Record<string, logLevel>)[name];
+  if (level === undefined) {
+    throw new EnvError(
+      `SLUICE_KAFKA_LOG_LEVEL must be nothing, error, warn, info or debug; got ${JSON.stringify(name.toLowerCase())}`,
+    );
+  }
+  return level;
 }
 
 /** A name no other test or run uses: `<prefix>_<time>_<random>`, safe as a topic, table or key. */

@@ -6,7 +6,13 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
-import { EnvError, kafkaSecurityFromEnv, readEnv, redactUrl } from "../src/env.js";
+import {
+  EnvError,
+  kafkaLogLevelFromEnv,
+  kafkaSecurityFromEnv,
+  readEnv,
+  redactUrl,
+} from "../src/env.js";
 import { kafkaClientConfig, pipelineConfig } from "../src/pipeline/config.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "sluice-env-"));
@@ -74,6 +80,15 @@ describe("Kafka TLS and SASL from the environment", () => {
     expect(caught).toBeInstanceOf(EnvError);
     expect((caught as Error).message).toMatch(message);
     expect((caught as Error).message).not.toContain("hunter2-secret");
+  });
+});
+
+describe("kafkajs log level", () => {
+  it("is read by name, unset by default, and refused when unknown", () => {
+    expect(kafkaLogLevelFromEnv({})).toBeUndefined();
+    expect(kafkaLogLevelFromEnv({ SLUICE_KAFKA_LOG_LEVEL: "debug" })).toBe(5);
+    expect(kafkaLogLevelFromEnv({ SLUICE_KAFKA_LOG_LEVEL: "Nothing" })).toBe(0);
+    expect(() => kafkaLogLevelFromEnv({ SLUICE_KAFKA_LOG_LEVEL: "loud" })).toThrow(EnvError);
   });
 });
 

@@ -2,6 +2,7 @@
 // Runs until SIGTERM/SIGINT, then drains, commits, closes and prints its
 // counters as one JSON line prefixed `@@sluice `.
 import { parseArgs } from "node:util";
+import { kafkaLogLevelFromEnv } from "../env.js";
 import { pipelineConfig } from "../pipeline/config.js";
 import { startAggregator } from "../services/aggregator-service.js";
 import { prepareDeployment } from "../services/deployment-setup.js";
@@ -25,8 +26,10 @@ const obs = await startServiceObservability({
 // Topic and tables are created when missing (idempotent), so the service
 // starts on an empty cluster too (docker-compose, Kubernetes).
 await prepareDeployment(config);
+const kafkaLogLevel = kafkaLogLevelFromEnv();
 const aggregator = await startAggregator({
   config,
+  ...(kafkaLogLevel === undefined ? {} : { kafkaLogLevel, jobKafkaLogLevel: kafkaLogLevel }),
   onJobFailure: (app, reason) => {
     console.error(`aggregator: job ${app} failed (${reason}); stopping`);
     void shutdown("job failure", 1);

@@ -6,6 +6,7 @@
 // Kafka TLS/SASL and the ClickHouse/Redis credentials come from the
 // environment (see integration/README.md).
 import { parseArgs } from "node:util";
+import { kafkaLogLevelFromEnv } from "../env.js";
 import { generateEvents } from "../generator/generate.js";
 import { pipelineConfig } from "../pipeline/config.js";
 import { prepareDeployment } from "../services/deployment-setup.js";
@@ -52,6 +53,7 @@ try {
       records: stream.records,
       ratePerSecond: values.rate ? Number(values.rate) : undefined,
       signal: abort.signal,
+      kafkaLogLevel: kafkaLogLevelFromEnv(),
       onProgress: (sent) =>
         console.log(`@@sluice ${JSON.stringify({ event: "progress", sent, of: count })}`),
     });

@@ -65,8 +65,10 @@ function refusedCredentials(err: unknown): boolean {
 /** Options of {@link startAggregator}. */
 export interface AggregatorOptions {
   config: PipelineConfig;
-  /** kafkajs log level. @defaultValue logLevel.ERROR */
+  /** kafkajs log level of the raw-events consumer. @defaultValue logLevel.ERROR */
   kafkaLogLevel?: logLevel;
+  /** kafkajs log level of the windowing jobs' clients. @defaultValue logLevel.NOTHING */
+  jobKafkaLogLevel?: logLevel;
   /** Start attempts when Kafka is not ready for the jobs' internal topics yet. @defaultValue 5 */
   startAttempts?: number;
   /** Called before a start is retried. */
@@ -122,8 +124,11 @@ async function startOnce(opts: AggregatorOptions): Promise<Aggregator> {
   const redis = createRedisOutputs(c);
   const source = (applicationId: string): Job<UserEvent> =>
     createJob<UserEvent>({
-      // The deployment's TLS/SASL settings; the job's own client id and silence.
-      kafka: new Kafka({ ...kafkaClientConfig(c, applicationId), logLevel: logLevel.NOTHING }),
+      // The deployment's TLS/SASL settings, the job's own client id.
+      kafka: new Kafka({
+        ...kafkaClientConfig(c, applicationId),
+        logLevel: opts.jobKafkaLogLevel ?? logLevel.NOTHING,
+      }),
       applicationId,
       source: { topic: c.topic, schema: UserEventCodec, eventTime: "ts" },
       stateDir: path.join(c.stateDir, applicationId),

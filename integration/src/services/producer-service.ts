@@ -16,6 +16,8 @@ export interface ProduceOptions {
   onProgress?: (sent: number) => void;
   /** Stops early when aborted. */
   signal?: AbortSignal;
+  /** kafkajs log level. @defaultValue logLevel.NOTHING */
+  kafkaLogLevel?: logLevel;
 }
 
 /** What {@link produceRecords} sent. */
@@ -46,7 +48,7 @@ export async function produceRecords(opts: ProduceOptions): Promise<ProduceSumma
   const t0 = Date.now();
   const kafka = new Kafka({
     ...kafkaClientConfig(config, "sluice-demo-producer"),
-    logLevel: logLevel.NOTHING,
+    logLevel: opts.kafkaLogLevel ?? logLevel.NOTHING,
   });
   const producer = createProducer<UserEvent>({
     kafka,
