@@ -460,7 +460,13 @@ function kafkaConfig(
     "min.insync.replicas=1",
     "default.replication.factor=1",
     "group.initial.rebalance.delay.ms=0",
-    "log.retention.hours=24",
+    // No time-based retention: Kafka deletes a segment once its newest record
+    // timestamp is older than the retention, and the producer stamps records
+    // with their event time, which tests and the demo replay from days or
+    // months ago — a 24 h retention deleted their source, repartition and
+    // changelog records in the middle of a run (every 5 minutes, at the
+    // retention check). Test topics are deleted by the tests themselves.
+    "log.retention.ms=-1",
     "log.segment.bytes=104857600",
     "delete.topic.enable=true",
     "num.io.threads=4",
