@@ -2,10 +2,14 @@ import type { Classified } from "./batching-sink.js";
 
 /** Server-side conditions that pass: overload, timeouts, network. */
 const RETRYABLE = new Set([
-  3, 159, 164, 202, 203, 209, 210, 236, 241, 242, 252, 285, 319, 394, 425, 439, 999, 1000,
+  3, 159, 202, 203, 209, 210, 236, 241, 242, 252, 285, 319, 394, 425, 439, 999, 1000,
 ]);
-/** Conditions no row can fix: fail the sink instead of bisecting into the DLQ. */
-const FATAL = new Set([60, 81, 115, 192, 193, 194, 195, 291, 497, 516]);
+/**
+ * Conditions no row can fix: fail the sink instead of bisecting into the DLQ.
+ * Includes refused credentials and rights (164 READONLY: the user's profile
+ * may not write; a replica that lost ZooKeeper is 242, retried).
+ */
+const FATAL = new Set([60, 81, 115, 164, 192, 193, 194, 195, 291, 497, 516]);
 
 const TOO_MANY_PARTS = 252;
 
