@@ -48,13 +48,13 @@ export class AggregatorFleet {
       t0: number;
       /**
        * How long one process may take to print `ready`: its jobs join their
-       * groups (waiting out a killed member's session) and restore state.
-       * @defaultValue 4 minutes
+       * groups (waiting out a killed member's session) and restore state,
+       * minutes on a loaded 2-core machine. @defaultValue 6 minutes
        */
       readyTimeoutMs?: number;
       /** Called with every event as it happens (progress output). */
       onEvent?: (e: FleetEvent) => void;
-      /** Give up restarting an instance after this long. @defaultValue 5 minutes */
+      /** Give up restarting an instance after this long. @defaultValue 8 minutes */
       restartForMs?: number;
       /**
        * Start every process of an instance on a new, empty state directory
@@ -96,7 +96,7 @@ export class AggregatorFleet {
 
   private start(s: Slot): Promise<void> {
     s.starting ??= (async () => {
-      const giveUpAt = Date.now() + (this.opts.restartForMs ?? 300_000);
+      const giveUpAt = Date.now() + (this.opts.restartForMs ?? 480_000);
       if (this.opts.freshState) {
         s.starts = (s.starts ?? 0) + 1;
         s.stateDir = path.join(this.opts.dir, `aggregator-${s.index}-${s.starts}`);
@@ -108,7 +108,7 @@ export class AggregatorFleet {
           const proc = await startAggregatorProcess({
             config: this.opts.config,
             stateDir: s.stateDir,
-            readyTimeoutMs: this.opts.readyTimeoutMs ?? 240_000,
+            readyTimeoutMs: this.opts.readyTimeoutMs ?? 360_000,
           });
           if (proc.child.pid) this.pids.push(proc.child.pid);
           if (this.closed || !s.wanted) {
