@@ -40,7 +40,8 @@ const root = fileURLToPath(new URL("../..", import.meta.url));
 const creds = localCredentials();
 const PARTITIONS = 4;
 const namespace = uniqueName("it_secure");
-const port = 33_000 + Math.floor(Math.random() * 200) * 4;
+// Below the ephemeral range (32768+), clear of the other private brokers.
+const port = 32_000 + Math.floor(Math.random() * 150) * 4;
 const baseClickhouseUrl = process.env.SLUICE_CLICKHOUSE_URL ?? "http://127.0.0.1:8123";
 const baseRedisUrl = process.env.SLUICE_REDIS_URL ?? "redis://127.0.0.1:6379";
 const stream = generateEvents({
