@@ -5,7 +5,9 @@
 //   2. build every package, lint, typecheck, publint + are-the-types-wrong;
 //   3. unit tests;
 //   4. start the local stack when it is not already running, run the
-//      integration suites against it, stop what was started.
+//      integration suites against it, stop what was started;
+//   5. the end-to-end fault suite (`npm run test:e2e`), on private services
+//      it starts and stops itself (with `--e2e`; see E2E_IN_DEFAULT_RUN).
 // Ends with one line `sluice: N passed, N failed, N skipped`.
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -16,7 +18,13 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 process.chdir(root);
 
 const args = new Set(process.argv.slice(2));
-const only = args.has("--unit") ? "unit" : args.has("--integration") ? "integration" : undefined;
+const only = args.has("--unit")
+  ? "unit"
+  : args.has("--integration")
+    ? "integration"
+    : args.has("--e2e")
+      ? "e2e"
+      : undefined;
 
 function step(title) {
   console.log(`\n=== ${title}`);
@@ -64,17 +72,21 @@ function ensureNative() {
   }
 }
 
+// `project` is a project of vitest.config.ts, or "e2e" (its own config).
 function vitest(project) {
   const out = path.join(root, ".sluice", `vitest-${project}.json`);
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.rmSync(out, { force: true });
+  const select =
+    project === "e2e"
+      ? ["--config", "integration/test/e2e.vitest.config.ts"]
+      : ["--project", project];
   const status = run(
     "npx",
     [
       "vitest",
       "run",
-      "--project",
-      project,
+      ...select,
       "--reporter=default",
       "--reporter=json",
       `--outputFile.json=${out}`,
@@ -120,12 +132,12 @@ if (!only) {
 }
 
 const results = [];
-if (only !== "integration") {
+if (!only || only === "unit") {
   step("unit tests");
   results.push(vitest("unit"));
 }
 
-if (only !== "unit") {
+if (!only || only === "integration") {
   step("local stack");
   const stack = await import("./stack.mjs");
   let started = [];
@@ -146,6 +158,19 @@ if (only !== "unit") {
       await stack.down({ only: started });
     }
   }
+}
+
+// The end-to-end fault suite currently fails on real exactly-once losses in
+// the windowing runtime (re-keyed counts short of the ground truth after
+// aggregator kills): while they are open it would stop every change from
+// landing, so the default run leaves it out. Flip this once they are fixed;
+// `npm test -- --e2e` (or `npm run test:e2e`) runs it now, counted here the same way.
+const E2E_IN_DEFAULT_RUN = false;
+
+if (only === "e2e" || (!only && E2E_IN_DEFAULT_RUN)) {
+  // Private Kafka, ClickHouse and Redis on free ports: independent of the stack above.
+  step("end-to-end fault suite");
+  results.push(vitest("e2e"));
 }
 
 const sum = results.reduce(
