@@ -45,6 +45,11 @@ export class ChangelogFold {
     this.latest.set(key.toString("utf8"), value);
   }
 
+  /** The latest value of every key (null = deleted). */
+  entries(): IterableIterator<[string, Buffer | null]> {
+    return this.latest.entries();
+  }
+
   result(): RestoredPartition {
     const r: RestoredPartition = {
       windows: [],

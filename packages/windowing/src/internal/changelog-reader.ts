@@ -19,9 +19,9 @@ export async function readChangelog(args: {
   folds?: ReadonlyMap<number, ChangelogFold>;
   timeoutMs: number;
   heartbeat?: () => Promise<void>;
-}): Promise<Map<number, { fold: ChangelogFold; records: number }>> {
+}): Promise<Map<number, { fold: ChangelogFold; records: number; end?: bigint }>> {
   const { kafka, admin, topic } = args;
-  const result = new Map<number, { fold: ChangelogFold; records: number }>();
+  const result = new Map<number, { fold: ChangelogFold; records: number; end?: bigint }>();
   for (const p of args.partitions) {
     result.set(p, { fold: args.folds?.get(p) ?? new ChangelogFold(), records: 0 });
   }
@@ -35,6 +35,10 @@ export async function readChangelog(args: {
       want.set(o.partition, BigInt(o.high));
       start.set(o.partition, begin.toString());
     }
+  }
+  for (const [p, end] of want) {
+    const entry = result.get(p);
+    if (entry) entry.end = end;
   }
   if (want.size === 0) return result;
   const groupId = `${topic}-restore-${randomBytes(6).toString("hex")}`;

@@ -76,6 +76,8 @@ export class KafkaRuntime {
   private assigned = new Set<string>();
   private store: StateStore<string> | undefined;
   private readonly localChain = new Map<number, Promise<void>>();
+  /** Partitions whose local copy must not be updated until they are restored again. */
+  private readonly localBroken = new Set<number>();
 
   constructor(def: JobDefinition, opts: ResolvedJobOptions) {
     this.def = def;
@@ -364,6 +366,12 @@ export class KafkaRuntime {
           const state = r.fold.result();
           u.engine.processor.restore(state.windows, state.buffers, state.meta);
           if (state.sourceOffset !== undefined) u.nextOffset = state.sourceOffset;
+          // Records read from the changelog beyond the local copy are not in
+          // it: bring the copy up to the restored end first, or the next
+          // checkpoint would claim a changelog offset whose records it lacks
+          // (a restart would then revive windows closed in between).
+          if (r.records > 0 && r.end !== undefined)
+            this.rewriteLocal(u.partition, r.fold, r.end, state.sourceOffset, state.meta);
           publish("restore", () => ({
             applicationId: this.opts.applicationId,
             store: "windows",
@@ -840,7 +848,7 @@ export class KafkaRuntime {
     changelogNext: bigint | undefined,
   ): void {
     const store = this.store;
-    if (!store || changelogNext === undefined) return;
+    if (!store || changelogNext === undefined || this.localBroken.has(u.partition)) return;
     const entries = topicMessages
       .filter((t) => t.topic === this.changelogTopic)
       .flatMap((t) => t.messages)
@@ -871,14 +879,51 @@ export class KafkaRuntime {
     });
     this.localChain.set(
       partition,
-      next.catch((err) => {
-        // The local copy only shortens restores; without it the changelog is
-        // replayed in full.
-        process.emitWarning(
-          `sluice: local state of partition ${partition} not saved: ${(err as Error)?.message}`,
-        );
-        return store.wipe(partition).catch(() => {});
-      }),
+      next.catch((err) => this.dropLocal(partition, err)),
+    );
+  }
+
+  /**
+   * The local copy only shortens restores. Once one update of it failed it
+   * is wiped and not written again until the partition is restored anew
+   * (later checkpoints would otherwise describe a copy with a hole).
+   */
+  private dropLocal(partition: number, err: unknown): Promise<void> {
+    process.emitWarning(
+      `sluice: local state of partition ${partition} not saved: ${(err as Error)?.message}`,
+    );
+    this.localBroken.add(partition);
+    return this.store?.wipe(partition).catch(() => {}) ?? Promise.resolve();
+  }
+
+  /** Replaces a partition's local copy with a restored state, checkpointed at the changelog offset `end`. */
+  private rewriteLocal(
+    partition: number,
+    fold: ChangelogFold,
+    end: bigint,
+    sourceOffset: string | undefined,
+    meta: { streamTime: number | null } | undefined,
+  ): void {
+    const store = this.store;
+    if (!store) return;
+    this.localBroken.delete(partition);
+    const entries = [...fold.entries()];
+    const prev = this.localChain.get(partition) ?? Promise.resolve();
+    const next = prev.then(async () => {
+      if (store.status !== "open") return;
+      await store.wipe(partition);
+      const ps = store.partition(partition);
+      for (const [k, v] of entries) if (v !== null) await ps.put(k, v.toString("utf8"));
+      await store.checkpoint({
+        partition,
+        sourceOffset: sourceOffset ?? "0",
+        streamTime: meta?.streamTime ?? 0,
+        changelogOffset: end.toString(),
+      });
+    });
+    this.localChain.set(
+      partition,
+      next.catch((err) => this.dropLocal(partition, err)),
     );
   }
 
