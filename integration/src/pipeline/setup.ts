@@ -2,7 +2,7 @@ import { rm } from "node:fs/promises";
 import { type ClickHouseClient, createClient } from "@clickhouse/client";
 import { Redis } from "ioredis";
 import { Kafka, logLevel } from "kafkajs";
-import { type PipelineConfig, redisKeys } from "./config.js";
+import { kafkaClientConfig, type PipelineConfig, redisKeys } from "./config.js";
 
 /** Server version as `[major, minor]`. */
 export async function clickhouseVersion(client: ClickHouseClient): Promise<[number, number]> {
@@ -51,8 +51,7 @@ export function pipelineTopics(c: PipelineConfig): string[] {
 
 function kafkaOf(c: PipelineConfig): Kafka {
   return new Kafka({
-    clientId: "sluice-setup",
-    brokers: c.kafkaBrokers,
+    ...kafkaClientConfig(c, "sluice-setup"),
     logLevel: logLevel.NOTHING,
     retry: { retries: 3 },
   });
