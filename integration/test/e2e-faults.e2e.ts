@@ -45,7 +45,7 @@ import { uniqueName } from "../src/env.js";
 import { computeGroundTruth, createRandom, generateEvents } from "../src/generator/index.js";
 import { type PipelineConfig, pipelineConfig } from "../src/pipeline/config.js";
 import { finishStream } from "../src/pipeline/finish.js";
-import { groupLag, waitForCatchUp } from "../src/pipeline/progress.js";
+import { type GroupLag, groupLag, waitForCatchUp } from "../src/pipeline/progress.js";
 import { readResults, verify } from "../src/pipeline/results.js";
 import { setUpPipeline } from "../src/pipeline/setup.js";
 
@@ -209,6 +209,7 @@ describe("end-to-end fault suite", () => {
     subscriber = await subscribeTopPages(config);
     let produced: Awaited<ReturnType<typeof produceThroughFaults>>;
     let stopCodes: Array<number | null> = [];
+    let finalLags: GroupLag[] = [];
     try {
       await fleet.scaleTo(1);
 
@@ -227,6 +228,27 @@ describe("end-to-end fault suite", () => {
       timings.produce = produced.durationMs;
       await streamFaults;
       await fleet.settled();
+
+      // A broker restart moves group coordinators: wait until each group's
+      // coordinator answers before the finish phase reads their offsets.
+      const probe = client.admin();
+      await probe.connect();
+      try {
+        for (let ok = false; !ok; ) {
+          ok = await Promise.all(
+            Object.values(config.applications).map((g) => probe.fetchOffsets({ groupId: g })),
+          ).then(
+            () => true,
+            () => false,
+          );
+          if (!ok) {
+            if (Date.now() > deadline) throw new Error("group coordinators did not answer in time");
+            await sleep(1000);
+          }
+        }
+      } finally {
+        await probe.disconnect();
+      }
 
       // Finish phase: close every window with end-of-stream markers; the
       // Redis outage and the third kill start on their own timers from then.
@@ -262,6 +284,7 @@ describe("end-to-end fault suite", () => {
           });
           const ready = await fleet.ready();
           const after = await Promise.all(groups.map((g) => groupLag(admin, g, [config.topic])));
+          finalLags = after;
           if (ready && JSON.stringify(before) === JSON.stringify(after)) break;
           if (Date.now() > deadline) throw new Error("the aggregator did not settle in time");
         }
@@ -296,6 +319,22 @@ describe("end-to-end fault suite", () => {
       },
       ...verify(truth, results, { dlq, late }),
       ...checkTopPagesMessages(truth.pageWindows, subscriber, { complete: false }),
+      // A consumer that stopped making progress also looks settled: its lag
+      // stays put. A finished partition has consumed everything but, on a
+      // transactional (repartition) topic, the final commit marker, which is
+      // never delivered: at most 1 left per partition, 0 on the source topic.
+      ...finalLags.flatMap((l) =>
+        Object.entries(l.lagByTopic).map(([topic, sum]) => {
+          const max = l.maxPartitionLag[topic] ?? 0;
+          const allowed = topic === config.topic ? 0 : 1;
+          return {
+            name: `lag left: ${l.groupId.slice(config.namespace.length + 1)} on ${topic.startsWith(config.namespace) ? topic.slice(config.namespace.length + 1) : topic} (max per partition; sum)`,
+            expected: `<= ${allowed}`,
+            actual: `${max}; ${sum}`,
+            ok: max <= allowed,
+          };
+        }),
+      ),
       {
         name: "aggregator instances stopped cleanly at the end (exit codes)",
         expected: "0",
@@ -337,6 +376,7 @@ describe("end-to-end fault suite", () => {
         faults,
         fleet: fleet.events,
         invariants,
+        finalLags,
         sessions: diffRows(truth.sessions, results.sessions),
         minuteCounts: diffRows(truth.minuteCounts, results.minuteCounts),
         redisMinuteCounts: diffRows(truth.minuteCounts, results.redisMinuteCounts),
