@@ -519,9 +519,14 @@ async function kafkaUp(addr, { dir, controllerPort, pidName = "kafka", secure } 
     `-Dkafka.logs.dir=${cfg.dir}`,
   ];
   if (!fs.existsSync(path.join(cfg.dataDir, "meta.properties"))) {
-    const clusterId = Buffer.from(randomUUID().replace(/-/g, ""), "hex")
-      .toString("base64url")
-      .slice(0, 22);
+    // A base64url id may start with "-", which the storage tool would read as
+    // an option: draw again until it does not.
+    let clusterId = "-";
+    while (clusterId.startsWith("-")) {
+      clusterId = Buffer.from(randomUUID().replace(/-/g, ""), "hex")
+        .toString("base64url")
+        .slice(0, 22);
+    }
     const r = spawnSync(
       "java",
       [
