@@ -23,6 +23,21 @@ export {
   type SourceCodec,
   type SourceOptions,
 } from "./job.js";
+export type {
+  Enriched,
+  Joined,
+  JoinStream,
+  JoinTable,
+  JoinType,
+  StreamJoinOptions,
+  TableJoinOptions,
+} from "./joins.js";
+export {
+  PatternBuilder,
+  type PatternMatch,
+  type PatternOptions,
+  pattern,
+} from "./patterns.js";
 export type { Sink } from "./sink.js";
 export {
   createTestDriver,

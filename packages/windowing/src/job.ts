@@ -3,7 +3,19 @@ import { type Duration, parseDuration } from "@sluice/schema";
 import type { Kafka } from "kafkajs";
 import { type AggregateResult, type AggregationSpec, combine } from "./aggregations.js";
 import type { JobDefinition, Step } from "./internal/definition.js";
+import { StreamJoinOperator, TableJoinOperator } from "./internal/join-operator.js";
 import type { KafkaRuntime } from "./internal/kafka-runtime.js";
+import type { OperatorFactory } from "./internal/operator.js";
+import { PatternOperator } from "./internal/pattern-operator.js";
+import type {
+  Enriched,
+  Joined,
+  JoinStream,
+  JoinTable,
+  StreamJoinOptions,
+  TableJoinOptions,
+} from "./joins.js";
+import type { PatternBuilder } from "./patterns.js";
 import { isSink, type Sink } from "./sink.js";
 import { type EmitMode, type LateRecord, resolveEmit, type WindowResult } from "./window-result.js";
 import { WindowingError } from "./windowing-error.js";
@@ -157,10 +169,10 @@ export class Job<T, V = unknown> {
 
   private step(step: Step): void {
     this.mutable();
-    if (this.definition.window) {
+    if (this.definition.window || this.definition.operator) {
       throw new WindowingError(
         "WINDOWING_INVALID_OPTIONS",
-        `${step.kind}() must come before window(); steps after aggregation are not supported`,
+        `${step.kind}() must come before window(), join(), joinTable() or match(); steps after them are not supported`,
       );
     }
     if (typeof step.fn !== "function") {
@@ -234,6 +246,7 @@ export class Job<T, V = unknown> {
     this.mutable();
     if (this.definition.window)
       throw new WindowingError("WINDOWING_INVALID_OPTIONS", "window() was already set");
+    this.noOperator("window()");
     if (
       !spec ||
       !["tumbling", "hopping", "sliding", "session"].includes((spec as WindowSpec).type)
@@ -275,6 +288,197 @@ export class Job<T, V = unknown> {
     }
     this.definition.aggregator = agg;
     return this as unknown as Job<T, AggregateResult<S>>;
+  }
+
+  private noOperator(what: string): void {
+    if (this.definition.operator) {
+      throw new WindowingError(
+        "WINDOWING_INVALID_OPTIONS",
+        `${what} cannot follow join(), joinTable() or match(): a job has one stateful step`,
+      );
+    }
+    if (this.definition.window && what !== "window()") {
+      throw new WindowingError(
+        "WINDOWING_INVALID_OPTIONS",
+        `${what} cannot follow window(): a job has one stateful step`,
+      );
+    }
+  }
+
+  /** Adds a second source whose records meet this source's in the repartition topic. */
+  private addSource(
+    what: string,
+    topic: string,
+    schema: SourceCodec<unknown> | undefined,
+    build: (side: JobDefinition) => void,
+  ): void {
+    this.mutable();
+    this.noOperator(what);
+    if (typeof topic !== "string" || topic.length === 0)
+      throw new WindowingError("WINDOWING_INVALID_OPTIONS", `${what} needs a topic`);
+    if (this.options && topic === this.options.topic) {
+      throw new WindowingError(
+        "WINDOWING_INVALID_OPTIONS",
+        `${what} needs a topic other than the job's source '${topic}'`,
+      );
+    }
+    if (schema !== undefined && typeof schema?.decode !== "function")
+      throw new WindowingError("WINDOWING_INVALID_OPTIONS", `${what}: schema needs decode(bytes)`);
+    if (this.options && schema === undefined)
+      throw new WindowingError("WINDOWING_INVALID_OPTIONS", `${what} needs a schema`);
+    const side: JobDefinition = {
+      steps: [],
+      emit: { kind: "final" },
+      outputs: [],
+      late: [],
+      repartitionAlways: true,
+    };
+    if (schema) side.schema = schema;
+    build(side);
+    side.steps.push({ kind: "map", fn: (v) => ({ s: 1, v }) });
+    this.definition.steps.push({ kind: "map", fn: (v) => ({ s: 0, v }) });
+    this.definition.repartitionAlways = true;
+    this.definition.sources = { ...this.definition.sources, [topic]: side };
+  }
+
+  private setOperator(factory: OperatorFactory): void {
+    this.definition.operator = factory;
+    for (const side of Object.values(this.definition.sources ?? {})) side.operator = factory;
+  }
+
+  /**
+   * Stream–stream windowed join with another keyed stream: records of the
+   * same key whose event times differ by at most `within` are joined, each
+   * pair emitted once. `left` and `outer` joins also emit a record that
+   * found no partner, once stream time has passed its event time + within +
+   * grace. Records later than `grace` go to the late output. Both sides are
+   * buffered in durable state (changelog), with the same exactly-once and
+   * restore guarantees as windows. In a Kafka job both topics go through the
+   * repartition topic, so they must have the same partition count
+   * (`WINDOWING_NOT_COPARTITIONED` otherwise) and any keys may be used.
+   *
+   * Result identity: `leftTime:leftOcc:rightTime:rightOcc:key` (`-` for a
+   * missing side), where `Occ` numbers records of one key, side and event
+   * time in arrival order.
+   *
+   * @param other - the right stream: `topic`, `schema`, `eventTime`, `keyBy`
+   * @param opts - `within`, `grace`, `type`, `select`
+   * @returns this job, typed by the joined value
+   * @throws WindowingError `WINDOWING_INVALID_OPTIONS` for invalid options or a second stateful step
+   * @example
+   * ```ts
+   * job.join({ topic: "purchases", schema: Purchase, eventTime: "ts" },
+   *          { within: "10m", grace: "1m", type: "left" })
+   *    .to({ topic: "clicks-with-purchases" });
+   * ```
+   */
+  join<R, U = Joined<T, R>>(other: JoinStream<R>, opts: StreamJoinOptions<T, R, U>): Job<T, U> {
+    if (typeof other !== "object" || other === null)
+      throw new WindowingError("WINDOWING_INVALID_OPTIONS", "join() needs { topic, schema }");
+    if (typeof opts !== "object" || opts === null || opts.within === undefined)
+      throw new WindowingError("WINDOWING_INVALID_OPTIONS", "join() needs { within }");
+    const type = opts.type ?? "inner";
+    if (!["inner", "left", "outer"].includes(type)) {
+      throw new WindowingError(
+        "WINDOWING_INVALID_OPTIONS",
+        `join type must be 'inner', 'left' or 'outer'; got ${JSON.stringify(type)}`,
+      );
+    }
+    const withinMs = duration(opts.within, "within");
+    const graceMs = duration(opts.grace ?? 0, "grace");
+    if (opts.select !== undefined && typeof opts.select !== "function")
+      throw new WindowingError("WINDOWING_INVALID_OPTIONS", "join select must be a function");
+    const select = (opts.select ?? ((left: unknown, right: unknown) => ({ left, right }))) as (
+      l: unknown,
+      r: unknown,
+    ) => unknown;
+    this.addSource("join()", other.topic, other.schema as SourceCodec<unknown>, (side) => {
+      const et = resolveEventTime(other.eventTime as SourceOptions<unknown>["eventTime"]);
+      if (et) side.eventTime = et;
+      if (other.keyBy !== undefined) {
+        if (typeof other.keyBy !== "function")
+          throw new WindowingError("WINDOWING_INVALID_OPTIONS", "join keyBy must be a function");
+        side.steps.push({ kind: "keyBy", fn: other.keyBy as (v: unknown) => string });
+      }
+    });
+    const cfg = { type, withinMs, graceMs, select } as const;
+    this.setOperator((p) => new StreamJoinOperator(cfg, p));
+    return this as unknown as Job<T, U>;
+  }
+
+  /**
+   * Stream–table join: each record is joined with the current row of its
+   * key in a table materialized from a (compacted) topic — latest value per
+   * key, `null` values (tombstones) delete — kept in durable state. In a
+   * Kafka job both topics go through the repartition topic (same partition
+   * count required, `WINDOWING_NOT_COPARTITIONED` otherwise); a record sees
+   * the table as of its position in that topic. Result identity:
+   * `windowResultId(key, t, t + 1, n)` with `n` the record's sequence number
+   * within its key.
+   *
+   * @param table - `topic` and `schema` of the table
+   * @param opts - `type` (`'inner'` or `'left'`) and `select`
+   * @returns this job, typed by the enriched value
+   * @throws WindowingError `WINDOWING_INVALID_OPTIONS` for invalid options or a second stateful step
+   * @example
+   * ```ts
+   * job.joinTable({ topic: "profiles", schema: Profile }, { type: "left",
+   *   select: (e, p) => ({ ...e, country: p?.country ?? "unknown" }) })
+   * ```
+   */
+  joinTable<R, U = Enriched<T, R>>(
+    table: JoinTable<R>,
+    opts: TableJoinOptions<T, R, U> = {},
+  ): Job<T, U> {
+    if (typeof table !== "object" || table === null)
+      throw new WindowingError("WINDOWING_INVALID_OPTIONS", "joinTable() needs { topic, schema }");
+    const type = opts.type ?? "inner";
+    if (type !== "inner" && type !== "left") {
+      throw new WindowingError(
+        "WINDOWING_INVALID_OPTIONS",
+        `joinTable type must be 'inner' or 'left'; got ${JSON.stringify(type)}`,
+      );
+    }
+    if (opts.select !== undefined && typeof opts.select !== "function")
+      throw new WindowingError("WINDOWING_INVALID_OPTIONS", "joinTable select must be a function");
+    const select = (opts.select ?? ((value: unknown, row: unknown) => ({ value, row }))) as (
+      v: unknown,
+      r: unknown,
+    ) => unknown;
+    this.addSource("joinTable()", table.topic, table.schema as SourceCodec<unknown>, (side) => {
+      side.tombstones = true;
+    });
+    const cfg = { type, select } as const;
+    this.setOperator((p) => new TableJoinOperator(cfg, p));
+    return this as unknown as Job<T, U>;
+  }
+
+  /**
+   * Detects a {@link PatternBuilder | pattern} per key (the record key, or
+   * `keyBy`): each match is emitted once, with the events that formed it.
+   * Records are matched in event-time order once stream time has passed
+   * their time + the pattern's grace; later records go to the late output.
+   * Partial matches live in durable state and expire with the bound.
+   *
+   * @param p - from {@link pattern}
+   * @returns this job, typed by the match value
+   * @throws WindowingError `WINDOWING_INVALID_OPTIONS` for an invalid pattern or a second stateful step
+   * @example
+   * ```ts
+   * job.match(pattern<Ev>({ within: "30m" })
+   *   .step("view", (e) => e.type === "page_view")
+   *   .step("cart", (e) => e.type === "add_to_cart")
+   *   .notFollowedBy("purchase", (e) => e.type === "purchase"))
+   * ```
+   */
+  match<U>(p: PatternBuilder<T, U>): Job<T, U> {
+    this.mutable();
+    this.noOperator("match()");
+    if (!p || typeof (p as { config?: unknown }).config !== "function")
+      throw new WindowingError("WINDOWING_INVALID_OPTIONS", "match() needs a pattern(...)");
+    const cfg = p.config();
+    this.setOperator((partition) => new PatternOperator(cfg, partition));
+    return this as unknown as Job<T, U>;
   }
 
   /**
@@ -408,10 +612,11 @@ export class Job<T, V = unknown> {
 
 /** @internal */
 export function assertComplete(def: JobDefinition): void {
+  if (def.operator) return;
   if (!def.window || !def.aggregator) {
     throw new WindowingError(
       "WINDOWING_PIPELINE_INCOMPLETE",
-      "the job needs window(...) and aggregate(...) before it can run",
+      "the job needs window(...) and aggregate(...), join(...), joinTable(...) or match(...) before it can run",
     );
   }
 }

@@ -31,6 +31,8 @@ export interface PipeOptions {
   key?: string | null;
   /** Source partition. @defaultValue 0 */
   partition?: number;
+  /** The topic of a joined stream or table (`join`/`joinTable`) this record comes from. @defaultValue the job's own source */
+  source?: string;
 }
 
 /**
@@ -92,9 +94,33 @@ export class TestDriver<T, V> {
     return e;
   }
 
+  private readonly sideEngines = new Map<string, PartitionEngine>();
+
+  /** The decoding/steps engine of a joined source's partition. */
+  private sideEngine(source: string, partition: number): PartitionEngine {
+    const def = this.job.definition.sources?.[source];
+    if (!def) {
+      throw new WindowingError(
+        "WINDOWING_INVALID_OPTIONS",
+        `source '${source}' is not a joined stream or table of this job`,
+      );
+    }
+    this.engine(partition);
+    const k = `${source}\u0000${partition}`;
+    let e = this.sideEngines.get(k);
+    if (!e) {
+      e = new PartitionEngine(def, partition);
+      this.sideEngines.set(k, e);
+    }
+    return e;
+  }
+
   private run(raw: unknown, decoded: boolean, opts: PipeOptions): void {
     this.check();
-    const engine = this.engine(opts.partition ?? 0);
+    const engine =
+      opts.source === undefined
+        ? this.engine(opts.partition ?? 0)
+        : this.sideEngine(opts.source, opts.partition ?? 0);
     const offset = String(this.offsets[engine.partition]);
     this.offsets[engine.partition] = (this.offsets[engine.partition] as number) + 1;
     const key = opts.key === undefined ? "" : opts.key;
@@ -110,7 +136,7 @@ export class TestDriver<T, V> {
       opts.timestamp ?? this.wall,
       offset,
       this.out,
-      this.engines.length > 1,
+      this.engines.length > 1 || this.job.definition.repartitionAlways === true,
       this.wall,
     );
     this.emitLate();

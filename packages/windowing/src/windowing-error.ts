@@ -14,6 +14,7 @@ import { SluiceError, type SluiceErrorOptions } from "@sluice/schema";
  * - `WINDOWING_USER_FUNCTION_FAILED` — a user `filter`/`map`/`keyBy`/aggregator function threw.
  * - `WINDOWING_WORKER_FAILED` — a `runWorkers` member could not load its module or build/start its job (not retried).
  * - `WINDOWING_WORKER_RESTARTS_EXHAUSTED` — a `runWorkers` member crashed more often in a row than `restart.maxRestarts` allows.
+ * - `WINDOWING_NOT_COPARTITIONED` — the topics of a join have different partition counts.
  *
  * @since 0.1.0
  */
@@ -28,7 +29,8 @@ export type WindowingErrorCode =
   | "WINDOWING_RESTORE_FAILED"
   | "WINDOWING_USER_FUNCTION_FAILED"
   | "WINDOWING_WORKER_FAILED"
-  | "WINDOWING_WORKER_RESTARTS_EXHAUSTED";
+  | "WINDOWING_WORKER_RESTARTS_EXHAUSTED"
+  | "WINDOWING_NOT_COPARTITIONED";
 
 const retryableCodes: ReadonlySet<WindowingErrorCode> = new Set([
   "WINDOWING_KAFKA_FAILED",

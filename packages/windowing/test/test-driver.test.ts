@@ -217,6 +217,7 @@ describe("Job builder and errors", () => {
       "WINDOWING_KAFKA_FAILED",
       "WINDOWING_RESTORE_FAILED",
       "WINDOWING_USER_FUNCTION_FAILED",
+      "WINDOWING_NOT_COPARTITIONED",
     ] as const;
     for (const code of codes) {
       const err = new WindowingError(code, "m");

@@ -2,6 +2,7 @@ import type { AnyAggregator } from "../aggregations.js";
 import type { Sink } from "../sink.js";
 import type { LateRecord, ResolvedEmit, WindowResult } from "../window-result.js";
 import type { WindowSpec } from "../windows.js";
+import type { OperatorFactory } from "./operator.js";
 
 export type Step =
   | { kind: "filter"; fn: (v: unknown) => boolean }
@@ -32,6 +33,14 @@ export interface JobDefinition {
   eventTime?: (value: unknown, recordTimestamp: number) => number;
   schema?: Decoder;
   idleCloseMs?: number;
+  /** A stateful step other than windows (join, pattern); replaces window + aggregator. */
+  operator?: OperatorFactory;
+  /** Further source topics (joined stream or table), each with its own decoding and steps. */
+  sources?: Record<string, JobDefinition>;
+  /** Every record goes through the repartition topic (two sources meet there). */
+  repartitionAlways?: boolean;
+  /** A null record value is a tombstone (tables), not undecodable. */
+  tombstones?: boolean;
 }
 
 /** Result of running the stateless steps on one value. */
@@ -54,5 +63,5 @@ export function runSteps(def: JobDefinition, value: unknown, sourceKey: string):
       rekeyed = true;
     }
   }
-  return { keep: true, key, value: v, rekeyed };
+  return { keep: true, key, value: v, rekeyed: rekeyed || def.repartitionAlways === true };
 }

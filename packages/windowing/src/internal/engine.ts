@@ -5,6 +5,7 @@ import { SluiceError } from "@sluice/schema";
 import type { LateRecord, WindowResult } from "../window-result.js";
 import { WindowingError } from "../windowing-error.js";
 import { type JobDefinition, runSteps } from "./definition.js";
+import type { StateOperator } from "./operator.js";
 import { PartitionProcessor } from "./processor.js";
 
 /**
@@ -47,7 +48,7 @@ function errorInfo(err: unknown): { code: string; reason: string } {
 }
 
 export class PartitionEngine {
-  readonly processor: PartitionProcessor;
+  readonly processor: StateOperator;
   readonly partition: number;
   private readonly def: JobDefinition;
   private lastActivityWall: number | undefined;
@@ -56,14 +57,16 @@ export class PartitionEngine {
   constructor(def: JobDefinition, partition: number) {
     this.def = def;
     this.partition = partition;
-    this.processor = new PartitionProcessor(
-      {
-        window: def.window as NonNullable<JobDefinition["window"]>,
-        aggregator: def.aggregator as NonNullable<JobDefinition["aggregator"]>,
-        emit: def.emit,
-      },
-      partition,
-    );
+    this.processor = def.operator
+      ? def.operator(partition)
+      : new PartitionProcessor(
+          {
+            window: def.window as NonNullable<JobDefinition["window"]>,
+            aggregator: def.aggregator as NonNullable<JobDefinition["aggregator"]>,
+            emit: def.emit,
+          },
+          partition,
+        );
   }
 
   /** Decodes raw bytes with the source schema (or passes non-bytes through). */
@@ -74,6 +77,8 @@ export class PartitionEngine {
     out: EngineOutput,
   ): { ok: boolean; value?: unknown } {
     if (!this.def.schema) return { ok: true, value: raw };
+    if (this.def.tombstones && (raw === null || raw === undefined))
+      return { ok: true, value: null };
     const bytes =
       raw === null || raw === undefined
         ? Buffer.alloc(0)

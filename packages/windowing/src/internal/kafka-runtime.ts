@@ -83,9 +83,10 @@ export class KafkaRuntime {
     this.def = def;
     this.opts = opts;
     this.changelogTopic = `${opts.applicationId}.windows.changelog`;
-    this.repartitionTopic = def.steps.some((s) => s.kind === "keyBy")
-      ? `${opts.applicationId}-repartition`
-      : undefined;
+    this.repartitionTopic =
+      def.steps.some((s) => s.kind === "keyBy") || def.repartitionAlways
+        ? `${opts.applicationId}-repartition`
+        : undefined;
     this.lateTopic = def.late.length === 0 ? `${opts.applicationId}-late` : undefined;
   }
 
@@ -158,7 +159,11 @@ export class KafkaRuntime {
       });
       await this.consumer.connect();
       await this.consumer.subscribe({
-        topics: [this.opts.topic, ...(this.repartitionTopic ? [this.repartitionTopic] : [])],
+        topics: [
+          this.opts.topic,
+          ...Object.keys(this.def.sources ?? {}),
+          ...(this.repartitionTopic ? [this.repartitionTopic] : []),
+        ],
         fromBeginning: true,
       });
       const joined = new Promise<void>((resolve) => {
@@ -215,6 +220,7 @@ export class KafkaRuntime {
         `source topic '${this.opts.topic}' has no partitions`,
       );
     }
+    await this.checkCopartitioned();
     const existing = new Set(await this.admin.listTopics());
     const wanted: { topic: string; compact: boolean }[] = [
       { topic: this.changelogTopic, compact: true },
@@ -255,6 +261,27 @@ export class KafkaRuntime {
           );
         if (ready) break;
         await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+
+  /** Joined topics must have the source's partition count (they share its repartition topic). */
+  private async checkCopartitioned(): Promise<void> {
+    const others = Object.keys(this.def.sources ?? {});
+    if (others.length === 0) return;
+    const meta = await this.admin.fetchTopicMetadata({ topics: others }).catch((err) => {
+      throw new WindowingError(
+        "WINDOWING_INVALID_OPTIONS",
+        `joined topic(s) ${others.join(", ")} do not exist or cannot be read; create them first`,
+        { cause: err },
+      );
+    });
+    for (const t of meta.topics) {
+      if (t.partitions.length !== this.partitionCount) {
+        throw new WindowingError(
+          "WINDOWING_NOT_COPARTITIONED",
+          `joined topic '${t.name}' has ${t.partitions.length} partitions but the source '${this.opts.topic}' has ${this.partitionCount}; give both the same partition count (and the same partitioner)`,
+        );
       }
     }
   }
@@ -474,7 +501,7 @@ export class KafkaRuntime {
         };
         (u.engine as PartitionEngine).processKeyed(key ?? "", env.v, env.t, m.offset, out, wall);
       } else {
-        const engine = u.engine ?? this.statelessEngine(u.partition);
+        const engine = u.engine ?? this.statelessEngine(u.partition, u.topic);
         const decoded = engine.decode(m.value, key, m.offset, out);
         if (decoded.ok) {
           const r = engine.handleValue(
@@ -534,14 +561,16 @@ export class KafkaRuntime {
     return BigInt(ends.find((o) => o.partition === u.partition)?.low ?? "0");
   }
 
-  private statelessEngines = new Map<number, PartitionEngine>();
+  private statelessEngines = new Map<string, PartitionEngine>();
 
-  private statelessEngine(partition: number): PartitionEngine {
-    let e = this.statelessEngines.get(partition);
+  private statelessEngine(partition: number, topic: string): PartitionEngine {
+    const k = this.unitKey(topic, partition);
+    let e = this.statelessEngines.get(k);
     if (!e) {
       // Only decode/filter/map/keyBy run here; windows run after the repartition hop.
-      e = new PartitionEngine(this.def, partition);
-      this.statelessEngines.set(partition, e);
+      // A joined topic decodes with its own schema and steps.
+      e = new PartitionEngine(this.def.sources?.[topic] ?? this.def, partition);
+      this.statelessEngines.set(k, e);
     }
     return e;
   }

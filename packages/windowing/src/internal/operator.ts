@@ -1,0 +1,214 @@
+// The stateful step of a job, behind one interface: the window processor is
+// one operator, stream joins and pattern detection are others. The Kafka
+// runtime and the TestDriver only feed records, advance stream time, drain
+// state mutations for the changelog and restore from them.
+import type { WindowResult } from "../window-result.js";
+import { WindowingError } from "../windowing-error.js";
+import { MinHeap } from "./min-heap.js";
+import type { ProcessorOutput, StateMutation, StoredMeta, StoredWindow } from "./processor.js";
+
+/** One buffered element of operator state, as stored in the changelog. */
+export interface BufferedEntry {
+  t: number;
+  v: unknown;
+}
+
+/** What the runtime and the TestDriver need from a stateful step. */
+export interface StateOperator {
+  readonly partition: number;
+  readonly streamTime: number;
+  /** Open windows, buffered keys or partial matches (for metrics). */
+  readonly openWindows: number;
+  process(
+    key: string,
+    value: unknown,
+    timestamp: number,
+    out: ProcessorOutput<unknown>,
+    offset?: string,
+  ): void;
+  advanceTo(t: number, out: ProcessorOutput<unknown>): void;
+  drainMutations(): StateMutation[];
+  snapshot(): StateMutation[];
+  restore(
+    windows: Iterable<StoredWindow>,
+    buffers: Iterable<[string, BufferedEntry[]]>,
+    meta?: StoredMeta,
+  ): void;
+  inspect(): {
+    key: string;
+    windowStart: number;
+    windowEnd: number;
+    value: unknown;
+    emitted: number;
+  }[];
+}
+
+/** Builds the operator of one partition. */
+export type OperatorFactory = (partition: number) => StateOperator;
+
+/**
+ * Base of the join and pattern operators: state is a map of entry lists
+ * (each list one compacted changelog entry, kind `buffer`), plus stream time
+ * in the metadata entry; timers on stream time in a min-heap.
+ */
+export abstract class BufferedOperator implements StateOperator {
+  readonly partition: number;
+  protected readonly state = new Map<string, BufferedEntry[]>();
+  protected readonly timers = new MinHeap();
+  private readonly dirty = new Set<string>();
+  private metaDirty = false;
+  private st = Number.NEGATIVE_INFINITY;
+
+  constructor(partition: number) {
+    this.partition = partition;
+  }
+
+  get streamTime(): number {
+    return this.st;
+  }
+
+  get openWindows(): number {
+    return this.state.size;
+  }
+
+  protected get(id: string): BufferedEntry[] | undefined {
+    return this.state.get(id);
+  }
+
+  /** Replaces (or with an empty list / undefined, deletes) one state entry. */
+  protected set(id: string, entries: BufferedEntry[] | undefined): void {
+    if (entries && entries.length > 0) this.state.set(id, entries);
+    else this.state.delete(id);
+    this.dirty.add(id);
+  }
+
+  protected checkTime(timestamp: number): void {
+    if (!Number.isFinite(timestamp) || timestamp < 0) {
+      throw new WindowingError(
+        "WINDOWING_INVALID_TIMESTAMP",
+        `event time must be a non-negative finite epoch-ms number; got ${String(timestamp)}`,
+      );
+    }
+  }
+
+  /** Moves stream time forward and fires due timers. */
+  advanceTo(t: number, out: ProcessorOutput<unknown>): void {
+    if (t > this.st) {
+      this.st = t;
+      this.metaDirty = true;
+    }
+    for (;;) {
+      const at = this.timers.peekAt();
+      if (at === undefined || at > this.st) return;
+      const { id } = this.timers.pop() as { at: number; id: string };
+      this.onTimer(id, out);
+    }
+  }
+
+  /** A timer registered with `timers.push(at, id)` came due (it may be stale). */
+  protected abstract onTimer(id: string, out: ProcessorOutput<unknown>): void;
+
+  /** Re-registers timers of a restored entry. */
+  protected abstract onRestore(id: string, entries: BufferedEntry[]): void;
+
+  abstract process(
+    key: string,
+    value: unknown,
+    timestamp: number,
+    out: ProcessorOutput<unknown>,
+    offset?: string,
+  ): void;
+
+  protected late(
+    key: string,
+    value: unknown,
+    timestamp: number,
+    out: ProcessorOutput<unknown>,
+    offset?: string,
+  ): void {
+    const rec: ProcessorOutput<unknown>["late"][number] = {
+      key,
+      value,
+      timestamp,
+      streamTime: this.st,
+      partition: this.partition,
+      closedWindowStarts: [],
+    };
+    if (offset !== undefined) rec.offset = offset;
+    out.late.push(rec);
+  }
+
+  protected result(
+    key: string,
+    start: number,
+    end: number,
+    value: unknown,
+    id: string,
+  ): WindowResult<unknown> {
+    return {
+      key,
+      windowStart: start,
+      windowEnd: end,
+      value,
+      final: true,
+      emitSeq: 0,
+      partition: this.partition,
+      id,
+    };
+  }
+
+  drainMutations(): StateMutation[] {
+    const out: StateMutation[] = [];
+    for (const id of this.dirty) {
+      const entries = this.state.get(id);
+      out.push({ kind: "buffer", key: id, value: entries ? entries.slice() : null });
+    }
+    this.dirty.clear();
+    if (this.metaDirty) out.push({ kind: "meta", value: this.meta() });
+    this.metaDirty = false;
+    return out;
+  }
+
+  private meta(): StoredMeta {
+    return { streamTime: Number.isFinite(this.st) ? this.st : null, tick: null };
+  }
+
+  snapshot(): StateMutation[] {
+    const out: StateMutation[] = [];
+    for (const [id, entries] of this.state)
+      out.push({ kind: "buffer", key: id, value: entries.slice() });
+    out.push({ kind: "meta", value: this.meta() });
+    return out;
+  }
+
+  restore(
+    _windows: Iterable<StoredWindow>,
+    buffers: Iterable<[string, BufferedEntry[]]>,
+    meta?: StoredMeta,
+  ): void {
+    for (const [id, entries] of buffers) {
+      if (entries.length === 0) continue;
+      this.state.set(id, entries);
+      this.onRestore(id, entries);
+    }
+    if (meta) this.st = meta.streamTime ?? Number.NEGATIVE_INFINITY;
+  }
+
+  inspect(): {
+    key: string;
+    windowStart: number;
+    windowEnd: number;
+    value: unknown;
+    emitted: number;
+  }[] {
+    return [...this.state.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([id, entries]) => ({
+        key: id,
+        windowStart: Math.min(...entries.map((e) => e.t)),
+        windowEnd: Math.max(...entries.map((e) => e.t)) + 1,
+        value: entries.map((e) => e.v),
+        emitted: 0,
+      }));
+  }
+}
