@@ -56,6 +56,8 @@ export abstract class BufferedOperator implements StateOperator {
   protected readonly state = new Map<string, BufferedEntry[]>();
   protected readonly timers = new MinHeap();
   private readonly dirty = new Set<string>();
+  /** Entries whose latest changelog value is not a tombstone. */
+  private readonly persisted = new Set<string>();
   private metaDirty = false;
   private st = Number.NEGATIVE_INFINITY;
 
@@ -161,7 +163,13 @@ export abstract class BufferedOperator implements StateOperator {
     const out: StateMutation[] = [];
     for (const id of this.dirty) {
       const entries = this.state.get(id);
-      out.push({ kind: "buffer", key: id, value: entries ? entries.slice() : null });
+      if (entries) {
+        this.persisted.add(id);
+        out.push({ kind: "buffer", key: id, value: entries.slice() });
+      } else if (this.persisted.delete(id)) {
+        // an entry created and deleted between two drains never reaches the changelog
+        out.push({ kind: "buffer", key: id, value: null });
+      }
     }
     this.dirty.clear();
     if (this.metaDirty) out.push({ kind: "meta", value: this.meta() });
@@ -189,6 +197,7 @@ export abstract class BufferedOperator implements StateOperator {
     for (const [id, entries] of buffers) {
       if (entries.length === 0) continue;
       this.state.set(id, entries);
+      this.persisted.add(id);
       this.onRestore(id, entries);
     }
     if (meta) this.st = meta.streamTime ?? Number.NEGATIVE_INFINITY;
