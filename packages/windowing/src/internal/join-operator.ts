@@ -62,13 +62,8 @@ export class StreamJoinOperator extends BufferedOperator {
     out: ProcessorOutput<unknown>,
     offset?: string,
   ): void {
-    this.checkTime(timestamp);
     const { s, v } = value as Sided;
-    this.advanceTo(timestamp, out);
-    if (this.streamTime > timestamp + this.cfg.graceMs) {
-      this.late(key, v, timestamp, out, offset);
-      return;
-    }
+    if (!this.admit(key, v, timestamp, this.cfg.graceMs, out, offset)) return;
     const own = `${s}${SEP}${key}`;
     const other = `${1 - s}${SEP}${key}`;
     const mine = this.get(own) ?? [];

@@ -121,6 +121,28 @@ export abstract class BufferedOperator implements StateOperator {
     offset?: string,
   ): void;
 
+  /**
+   * Checks the event time, advances stream time with it (firing due timers
+   * first, as windows do) and sends the record to the late output when it is
+   * more than `graceMs` behind stream time.
+   *
+   * @returns whether the record is on time and should be processed
+   */
+  protected admit(
+    key: string,
+    value: unknown,
+    timestamp: number,
+    graceMs: number,
+    out: ProcessorOutput<unknown>,
+    offset?: string,
+  ): boolean {
+    this.checkTime(timestamp);
+    this.advanceTo(timestamp, out);
+    if (this.st <= timestamp + graceMs) return true;
+    this.late(key, value, timestamp, out, offset);
+    return false;
+  }
+
   protected late(
     key: string,
     value: unknown,

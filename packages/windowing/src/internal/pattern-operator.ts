@@ -57,12 +57,7 @@ export class PatternOperator extends BufferedOperator {
     out: ProcessorOutput<unknown>,
     offset?: string,
   ): void {
-    this.checkTime(timestamp);
-    this.advanceTo(timestamp, out);
-    if (this.streamTime > timestamp + this.cfg.graceMs) {
-      this.late(key, value, timestamp, out, offset);
-      return;
-    }
+    if (!this.admit(key, value, timestamp, this.cfg.graceMs, out, offset)) return;
     const id = PENDING + key;
     this.set(id, [...(this.get(id) ?? []), { t: timestamp, v: value }]);
     this.timers.push(timestamp + this.cfg.graceMs + 1, key);
