@@ -10,6 +10,8 @@
 //     abandonment (view → cart → no purchase within 5 minutes), exactly-once.
 // Each timed from the first record to the commit covering the last one.
 // Ratios: ratios.join_vs_window, ratios.pattern_vs_window (events/s over events/s).
+// Late records per job and round are reported: a join whose two topics are
+// read unevenly can send many records to the late output, which is cheaper.
 import diagnostics from "node:diagnostics_channel";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -75,11 +77,12 @@ async function timed(
   kind: "window" | "join" | "pattern",
   build: (app: string, stateDir: string) => Job<Ev, unknown>,
   statefulTopic: (app: string) => string,
-): Promise<number> {
+): Promise<{ eps: number; late: number }> {
   const app = `${run}-${kind}-${Math.random().toString(36).slice(2, 8)}`;
   const stateDir = mkdtempSync(path.join(tmpdir(), "bench-joins-"));
   const topic = statefulTopic(app);
   let seen = 0;
+  let late = 0;
   let first = 0;
   let last = 0;
   let done!: () => void;
@@ -99,17 +102,37 @@ async function timed(
       done();
     }
   };
+  const onLate = (m: unknown) => {
+    const msg = m as { applicationId: string; count: number };
+    if (msg.applicationId === app) late += msg.count;
+  };
   diagnostics.subscribe("sluice:job:records", onRecords);
   diagnostics.subscribe("sluice:job:commit", onCommit);
+  diagnostics.subscribe("sluice:job:late", onLate);
   const job = build(app, stateDir);
   await job.start();
+  // A job that stops making progress fails the run instead of hanging it.
+  let lastSeen = -1;
+  let lastMove = Date.now();
+  const stall = setInterval(() => {
+    if (seen !== lastSeen) {
+      lastSeen = seen;
+      lastMove = Date.now();
+    } else if (Date.now() - lastMove > 180_000) {
+      clearInterval(stall);
+      console.error(`${kind}: no progress for 180 s at ${seen}/${N} records (job ${job.status})`);
+      process.exit(1);
+    }
+  }, 5_000);
   await finished;
+  clearInterval(stall);
   await job.stop();
   diagnostics.unsubscribe("sluice:job:records", onRecords);
   diagnostics.unsubscribe("sluice:job:commit", onCommit);
+  diagnostics.unsubscribe("sluice:job:late", onLate);
   rmSync(stateDir, { recursive: true, force: true });
   await cleanup(app);
-  return (N / (last - first)) * 1000;
+  return { eps: (N / (last - first)) * 1000, late };
 }
 
 const base = (app: string, stateDir: string, topic: string) => ({
@@ -141,7 +164,12 @@ try {
   await produce(() => events);
   await produce((i) => (i % 4 === 3 ? buys : clicks));
   console.log(`produced 2 × ${N} events in ${((performance.now() - p0) / 1000).toFixed(1)} s`);
-  const rounds: { window: number; join: number; pattern: number }[] = [];
+  const rounds: {
+    window: number;
+    join: number;
+    pattern: number;
+    late: { window: number; join: number; pattern: number };
+  }[] = [];
   for (let r = 0; r < ROUNDS; r++) {
     const w = await timed(
       "window",
@@ -176,9 +204,14 @@ try {
           .to({ topic: `${app}-out` }),
       () => events,
     );
-    rounds.push({ window: w, join: j, pattern: p });
+    rounds.push({
+      window: w.eps,
+      join: j.eps,
+      pattern: p.eps,
+      late: { window: w.late, join: j.late, pattern: p.late },
+    });
     console.log(
-      `round ${r + 1}: window ${w.toFixed(0)}/s, join ${j.toFixed(0)}/s, pattern ${p.toFixed(0)}/s`,
+      `round ${r + 1}: window ${w.eps.toFixed(0)}/s, join ${j.eps.toFixed(0)}/s, pattern ${p.eps.toFixed(0)}/s; late records ${w.late}/${j.late}/${p.late}`,
     );
   }
   const window = median(rounds.map((r) => r.window));
