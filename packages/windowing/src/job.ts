@@ -351,7 +351,9 @@ export class Job<T, V = unknown> {
    * same key whose event times differ by at most `within` are joined, each
    * pair emitted once. `left` and `outer` joins also emit a record that
    * found no partner, once stream time has passed its event time + within +
-   * grace. Records later than `grace` go to the late output. Both sides are
+   * grace. Stream time is the lower of the two sides' highest event times,
+   * so a side read ahead of the other waits in state rather than making the
+   * other late. Records later than `grace` go to the late output. Both sides are
    * buffered in durable state (changelog), with the same exactly-once and
    * restore guarantees as windows. In a Kafka job both topics go through the
    * repartition topic, so they must have the same partition count

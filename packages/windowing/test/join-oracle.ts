@@ -20,7 +20,17 @@ export function streamJoinOracle(
   recs: SideRec[],
   cfg: { type: "inner" | "left" | "outer"; within: number; grace: number },
 ): { results: string[]; late: number } {
-  const { ok, late, st } = nonLate(recs, cfg.grace);
+  // stream time = the lower of the two sides' highest event times
+  const max = [Number.NEGATIVE_INFINITY, Number.NEGATIVE_INFINITY];
+  let st = Number.NEGATIVE_INFINITY;
+  const ok: (SideRec & { i: number })[] = [];
+  let late = 0;
+  recs.forEach((r, i) => {
+    max[r.side] = Math.max(max[r.side] as number, r.t);
+    st = Math.max(st, Math.min(max[0] as number, max[1] as number));
+    if (st > r.t + cfg.grace) late++;
+    else ok.push({ ...r, i });
+  });
   const occ = new Map<number, number>();
   for (const r of ok) {
     occ.set(

@@ -214,7 +214,7 @@ async function joinScenario(
   const running = await drive(env, stateDir, producing);
   await producing;
   // Once the job has consumed every record, end markers far in the future
-  // (one per repartition partition) make stream time pass every bound.
+  // (one per repartition partition and side) make stream time pass every bound.
   const ends = async () =>
     (await admin.fetchTopicOffsets(clicks)).concat(await admin.fetchTopicOffsets(buys));
   const endAt = n * 5 + 150 + within + grace + 1_000;
@@ -229,21 +229,25 @@ async function joinScenario(
     if (Date.now() > deadline) throw new Error("the job did not catch up");
     await sleep(500);
   }
-  const markers: Rec[] = keysCovering(partitions, "end").map((key, i) => ({
-    side: 0,
-    key,
-    t: endAt,
-    v: -1 - i,
-    partition: i % partitions,
-  }));
-  await produce(kafka, clicks, markers.map(toMessage));
+  // both sides: stream time is the slower side's
+  const markers: Rec[] = keysCovering(partitions, "end").flatMap((key, i) =>
+    ([0, 1] as const).map((side) => ({
+      side,
+      key,
+      t: endAt,
+      v: -1 - i,
+      partition: i % partitions,
+    })),
+  );
+  await produce(kafka, clicks, markers.filter((m) => m.side === 0).map(toMessage));
+  await produce(kafka, buys, markers.filter((m) => m.side === 1).map(toMessage));
   log("end markers sent");
   const oracle = streamJoinOracle(
     [...recs, ...markers].map(({ side, key, t, v }) => ({ side, key, t, v })),
     { type: "left", within, grace },
   );
   // the oracle's values are { left: v, right: v }; the job emits the records
-  const byV = new Map(recs.map((r) => [`${r.side}:${r.v}`, r]));
+  const byV = new Map([...recs, ...markers].map((r) => [`${r.side}:${r.v}`, r]));
   const expected = oracle.results
     .map((line) => {
       const [id, value] = line.split("=") as [string, string];

@@ -40,10 +40,13 @@ describe("stream–stream join", () => {
         id: "1000:0:9000:0:u1",
       },
     ]);
-    // u2's click expires when stream time passes 2000 + 10000 + 2000
-    d.pipe({ user: "u3", page: "/c", ts: 14_000 }, { key: "u3", timestamp: 0 });
-    expect(d.readResults()).toEqual([]);
+    // stream time is the slower side's: a left record alone does not move it
     d.pipe({ user: "u3", page: "/c", ts: 14_001 }, { key: "u3", timestamp: 0 });
+    expect(d.readResults()).toEqual([]);
+    // u2's click expires when stream time passes 2000 + 10000 + 2000
+    d.pipeRaw(JSON.stringify({ user: "u9", amount: 1, ts: 14_000 }), { source: "buys" });
+    expect(d.readResults()).toEqual([]);
+    d.pipeRaw(JSON.stringify({ user: "u9", amount: 1, ts: 14_001 }), { source: "buys" });
     expect(d.readResults().map((r) => [r.id, r.value])).toEqual([
       ["2000:0:-:-:u2", { left: { user: "u2", page: "/b", ts: 2_000 }, right: null }],
     ]);

@@ -26,6 +26,8 @@ interface SideRecord {
 }
 
 const SEP = "\u0000";
+/** State entry holding the highest event time seen per side: `[{ t: left, v: right }]`. */
+const TIMES = "s";
 
 /** Identity of a join result: both records' event times and occurrence numbers, then the key. */
 export function joinResultId(
@@ -63,7 +65,24 @@ export class StreamJoinOperator extends BufferedOperator {
     offset?: string,
   ): void {
     const { s, v } = value as Sided;
-    if (!this.admit(key, v, timestamp, this.cfg.graceMs, out, offset)) return;
+    this.checkTime(timestamp);
+    // Stream time is the slower side's: when one topic is read ahead of the
+    // other (a backlog, a lagging partition), the other side's records wait
+    // in state instead of turning late.
+    const times = (this.get(TIMES)?.[0] as { t: number; v: number } | undefined) ?? {
+      t: Number.NEGATIVE_INFINITY,
+      v: Number.NEGATIVE_INFINITY,
+    };
+    const next =
+      s === 0
+        ? { t: Math.max(times.t, timestamp), v: times.v }
+        : { t: times.t, v: Math.max(times.v, timestamp) };
+    if (next.t !== times.t || next.v !== times.v) this.set(TIMES, [next]);
+    this.advanceTo(Math.min(next.t, next.v), out);
+    if (this.streamTime > timestamp + this.cfg.graceMs) {
+      this.late(key, v, timestamp, out, offset);
+      return;
+    }
     const own = `${s}${SEP}${key}`;
     const other = `${1 - s}${SEP}${key}`;
     const mine = this.get(own) ?? [];
@@ -102,6 +121,7 @@ export class StreamJoinOperator extends BufferedOperator {
   }
 
   protected onTimer(id: string, out: ProcessorOutput<unknown>): void {
+    if (id === TIMES) return;
     const entries = this.get(id);
     if (!entries) return;
     const horizon = this.streamTime - this.cfg.withinMs - this.cfg.graceMs;
@@ -132,6 +152,7 @@ export class StreamJoinOperator extends BufferedOperator {
   }
 
   protected onRestore(id: string, entries: BufferedEntry[]): void {
+    if (id === TIMES) return;
     for (const t of new Set(entries.map((e) => e.t)))
       this.timers.push(t + this.cfg.withinMs + this.cfg.graceMs + 1, id);
   }
