@@ -712,6 +712,44 @@ export class KafkaRuntime {
       u.dirty = false;
       return { u, topicMessages };
     });
+    // Every unit's mutations and pending records were drained into `work`
+    // above. A unit whose transaction does not commit must not stay: its
+    // in-memory state and offset would run ahead of a changelog that never
+    // receives those mutations, and its next commit would write a fresh
+    // source offset over a state that lacks them (a later restore then
+    // revives stale windows and skips the records in between).
+    const settled = new Set<Unit>();
+    try {
+      await this.commitWork(work, settled, app, heartbeat);
+    } catch (err) {
+      for (const { u } of work) {
+        if (settled.has(u)) continue;
+        const k = this.unitKey(u.topic, u.partition);
+        if (this.units.get(k) === u) {
+          this.units.delete(k);
+          await u.producer?.disconnect().catch(() => {});
+        }
+      }
+      throw err;
+    }
+    const durationMs = Date.now() - t0;
+    publish("commit", () => ({ applicationId: app, durationMs }));
+    publish("checkpoint", () => ({ applicationId: app, durationMs, partitions: work.length }));
+    for (const { u } of work) {
+      if (u.highWatermark !== undefined && u.nextOffset !== undefined) {
+        const lag = Number(BigInt(u.highWatermark) - BigInt(u.nextOffset));
+        publish("lag", () => ({ applicationId: app, topic: u.topic, partition: u.partition, lag }));
+      }
+    }
+  }
+
+  /** Writes drained work: one transaction per unit (exactly-once) or outputs, changelog, offsets (at-least-once). */
+  private async commitWork(
+    work: { u: Unit; topicMessages: TopicMessages[] }[],
+    settled: Set<Unit>,
+    app: string,
+    heartbeat?: () => Promise<void>,
+  ): Promise<void> {
     if (this.eos) {
       // One transaction per partition, strictly one after another: at most
       // one transaction of this process is open at any instant. kafkajs's
@@ -744,12 +782,14 @@ export class KafkaRuntime {
               });
             }
             await txn.commit();
+            settled.add(u);
             u.committedOffset = u.nextOffset;
             if (u.engine) this.persistLocal(u, topicMessages, changelogNext);
           } catch (err) {
             await txn.abort().catch(() => {});
             if (isFenced(err)) {
               // Another member owns this partition now; drop our copy.
+              settled.add(u);
               this.units.delete(this.unitKey(u.topic, u.partition));
               await producer.disconnect().catch(() => {});
               return;
@@ -809,17 +849,9 @@ export class KafkaRuntime {
         }
       }
       for (const w of work) {
+        settled.add(w.u);
         w.u.committedOffset = w.u.nextOffset;
         if (w.u.engine) this.persistLocal(w.u, w.topicMessages, changelogNext.get(w.u.partition));
-      }
-    }
-    const durationMs = Date.now() - t0;
-    publish("commit", () => ({ applicationId: app, durationMs }));
-    publish("checkpoint", () => ({ applicationId: app, durationMs, partitions: work.length }));
-    for (const { u } of work) {
-      if (u.highWatermark !== undefined && u.nextOffset !== undefined) {
-        const lag = Number(BigInt(u.highWatermark) - BigInt(u.nextOffset));
-        publish("lag", () => ({ applicationId: app, topic: u.topic, partition: u.partition, lag }));
       }
     }
   }
