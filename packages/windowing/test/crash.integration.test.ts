@@ -9,12 +9,12 @@
 // SLUICE_CRASH_DIAG=<dir> writes the duplicates (with partition@offset) of a
 // failing run there and keeps its topics for inspection.
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Admin, Kafka, Message } from "kafkajs";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import type { Message } from "kafkajs";
+import { expect, it } from "vitest";
 import {
   count,
   createTestDriver,
@@ -24,10 +24,9 @@ import {
   type WindowResult,
 } from "../src/index.js";
 import {
+  brokerFixture,
   brokers,
   createTopic,
-  deleteTopicsWithPrefix,
-  kafkaClient,
   produce,
   readAll,
   uniqueName,
@@ -37,24 +36,7 @@ type Ev = { user: string; amount: number; ts: number };
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "../../..");
 
-let kafka: Kafka;
-let admin: Admin;
-const prefixes: string[] = [];
-const dirs: string[] = [];
-const children: ChildProcess[] = [];
-
-beforeAll(async () => {
-  kafka = kafkaClient();
-  admin = kafka.admin();
-  await admin.connect();
-});
-
-afterAll(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
-  await deleteTopicsWithPrefix(admin, prefixes);
-  await admin.disconnect();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const { kafka, admin, prefixes, dirs, children } = brokerFixture();
 
 interface Job {
   child: ChildProcess;

@@ -3,19 +3,18 @@
 // random moments while input arrives, restarted, and their read_committed
 // output must equal the oracle record for record.
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Admin, type Kafka, type Message, Partitioners } from "kafkajs";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { type Message, Partitioners } from "kafkajs";
+import { expect, it } from "vitest";
 import { createTestDriver, defineJob, pattern, type WindowResult } from "../src/index.js";
 import { streamJoinOracle } from "./join-oracle.js";
 import {
+  brokerFixture,
   brokers,
   createTopic,
-  deleteTopicsWithPrefix,
-  kafkaClient,
   produce,
   readAll,
   uniqueName,
@@ -23,24 +22,7 @@ import {
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "../../..");
-let kafka: Kafka;
-let admin: Admin;
-const prefixes: string[] = [];
-const dirs: string[] = [];
-const children: ChildProcess[] = [];
-
-beforeAll(async () => {
-  kafka = kafkaClient();
-  admin = kafka.admin();
-  await admin.connect();
-});
-
-afterAll(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
-  await deleteTopicsWithPrefix(admin, prefixes);
-  await admin.disconnect();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const { kafka, admin, prefixes, dirs, children } = brokerFixture();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const t0 = Date.now();

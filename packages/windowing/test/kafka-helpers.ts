@@ -1,7 +1,10 @@
 // Helpers for tests against the real local broker: unique topics, producing
 // test events, reading a topic read_committed, cleanup.
+import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { rmSync } from "node:fs";
 import { type Admin, Kafka, logLevel, type Message } from "kafkajs";
+import { afterAll, beforeAll } from "vitest";
 
 export const brokers = (process.env.SLUICE_KAFKA_BROKERS ?? "127.0.0.1:9092")
   .split(",")
@@ -111,4 +114,31 @@ export async function readAll(
 export async function deleteTopicsWithPrefix(admin: Admin, prefixes: string[]): Promise<void> {
   const topics = (await admin.listTopics()).filter((t) => prefixes.some((p) => t.startsWith(p)));
   if (topics.length > 0) await admin.deleteTopics({ topics }).catch(() => {});
+}
+
+/**
+ * A broker test file's shared resources: an admin connected before its
+ * tests; after them, every child process still running is SIGKILLed, topics
+ * named with the registered prefixes are deleted, directories removed.
+ */
+export function brokerFixture(): {
+  kafka: Kafka;
+  admin: Admin;
+  prefixes: string[];
+  dirs: string[];
+  children: ChildProcess[];
+} {
+  const kafka = kafkaClient();
+  const admin = kafka.admin();
+  const prefixes: string[] = [];
+  const dirs: string[] = [];
+  const children: ChildProcess[] = [];
+  beforeAll(() => admin.connect());
+  afterAll(async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+    await deleteTopicsWithPrefix(admin, prefixes);
+    await admin.disconnect();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+  return { kafka, admin, prefixes, dirs, children };
 }

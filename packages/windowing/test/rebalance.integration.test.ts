@@ -2,12 +2,12 @@
 // events arrive, then two leave (SIGTERM, graceful); the read_committed
 // output must equal the TestDriver's output for the same input exactly.
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Admin, Kafka, Message } from "kafkajs";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import type { Message } from "kafkajs";
+import { expect, it } from "vitest";
 import {
   count,
   createTestDriver,
@@ -17,10 +17,9 @@ import {
   type WindowResult,
 } from "../src/index.js";
 import {
+  brokerFixture,
   brokers,
   createTopic,
-  deleteTopicsWithPrefix,
-  kafkaClient,
   produce,
   readAll,
   uniqueName,
@@ -35,24 +34,7 @@ const log = (m: string) => {
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-let kafka: Kafka;
-let admin: Admin;
-const prefixes: string[] = [];
-const dirs: string[] = [];
-const children: ChildProcess[] = [];
-
-beforeAll(async () => {
-  kafka = kafkaClient();
-  admin = kafka.admin();
-  await admin.connect();
-});
-
-afterAll(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
-  await deleteTopicsWithPrefix(admin, prefixes);
-  await admin.disconnect();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const { kafka, admin, prefixes, dirs, children } = brokerFixture();
 
 function member(envs: Record<string, string>): {
   child: ChildProcess;
