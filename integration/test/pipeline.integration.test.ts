@@ -1,8 +1,8 @@
 // End to end on the real stack: the producer service sends 20,000 generated
 // events (with out-of-order, late and invalid ones) to Kafka, the aggregator
-// runs the three windowing jobs and the raw-events consumer into ClickHouse and
-// Redis, the stream is run to completion, and every output must equal the
-// generator's ground truth exactly.
+// runs the three windowing jobs, the two funnel jobs and the raw-events
+// consumer into ClickHouse and Redis, the stream is run to completion, and
+// every output must equal the generator's ground truth exactly.
 import { Kafka, logLevel } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { uniqueName } from "../src/env.js";
@@ -19,7 +19,8 @@ const config = pipelineConfig(uniqueName("it_e2e"), { partitions: PARTITIONS });
 const stream = generateEvents({
   count: 20_000,
   seed: 2026,
-  startMs: Date.UTC(2026, 10, 24, 6),
+  // Ten minutes before an hour: the funnel spans two hours.
+  startMs: Date.UTC(2026, 10, 24, 6, 50),
   partitions: PARTITIONS,
 });
 const truth = computeGroundTruth(stream.records, config.windows);
@@ -36,7 +37,7 @@ describe("reference pipeline end to end", () => {
     await tearDownPipeline(config);
   });
 
-  it("writes sessions, per-minute counts, leaderboards and raw events equal to the ground truth", async () => {
+  it("writes sessions, per-minute counts, leaderboards, funnel and raw events equal to the ground truth", async () => {
     aggregator = await startAggregator({ config, kafkaLogLevel: logLevel.NOTHING });
     const produced = await produceRecords({ config, records: stream.records });
     expect(produced.partitionMismatches).toBe(0);
@@ -48,11 +49,8 @@ describe("reference pipeline end to end", () => {
     });
     await aggregator.stop();
     const { late, dlq } = aggregator.counters;
-    const jobs = [
-      config.applications.sessions,
-      config.applications.counts,
-      config.applications.pages,
-    ];
+    const jobs = Object.values(config.applications).filter((a) => a !== config.applications.raw);
+    expect(jobs).toHaveLength(5);
     const pick = (r: Record<string, number>) => Object.fromEntries(jobs.map((j) => [j, r[j] ?? 0]));
 
     const results = await readResults(config);
@@ -65,5 +63,13 @@ describe("reference pipeline end to end", () => {
     expect(results.sessions.length).toBe(truth.totals.sessions);
     expect(truth.totals.invalid).toBeGreaterThan(0);
     expect(truth.totals.late).toBeGreaterThan(0);
+    // The funnel checks above compare every match and every hour; make sure there are some.
+    expect(checks.map((c) => c.name)).toContain("ClickHouse funnel matches = ground truth");
+    expect(results.funnelHours.length).toBeGreaterThanOrEqual(2);
+    for (const h of results.funnelHours) {
+      expect(h.converted).toBeGreaterThan(0);
+      expect(h.abandoned).toBeGreaterThan(0);
+    }
+    expect(late[config.applications.funnelAbandoned]).toBe(truth.funnel.late);
   });
 });

@@ -7,8 +7,14 @@ import { Redis } from "ioredis";
 import { Kafka, logLevel } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { uniqueName } from "../src/env.js";
-import { computeGroundTruth, generateEvents } from "../src/generator/index.js";
+import {
+  computeGroundTruth,
+  type FunnelMatchTruth,
+  generateEvents,
+  type UserEvent,
+} from "../src/generator/index.js";
 import { pipelineConfig, redisKeys } from "../src/pipeline/config.js";
+import { funnelRow } from "../src/pipeline/funnel.js";
 import { readResults, verify } from "../src/pipeline/results.js";
 import { minuteCountRow, rawEventRow, sessionRow } from "../src/pipeline/rows.js";
 import { setUpPipeline, tearDownPipeline } from "../src/pipeline/setup.js";
@@ -16,6 +22,38 @@ import { setUpPipeline, tearDownPipeline } from "../src/pipeline/setup.js";
 const config = pipelineConfig(uniqueName("it_setup"), { partitions: 4 });
 const g = generateEvents({ count: 3_000, seed: 5, partitions: 4 });
 const truth = computeGroundTruth(g.records);
+
+/** The funnel table row of a truth match, built from a match result as the funnel sink gets it. */
+function funnelRowOf(m: FunnelMatchTruth) {
+  const ev = (step: string, timestamp: number, type: UserEvent["type"], revenue?: number) => ({
+    step,
+    timestamp,
+    value: {
+      event_id: `${step}${timestamp}`,
+      user_id: m.user_id,
+      type,
+      page: "/",
+      ts: timestamp,
+      ...(revenue === undefined ? {} : { revenue_cents: revenue }),
+    },
+  });
+  const events = [ev("view", m.view_ts, "page_view"), ev("cart", m.cart_ts, "add_to_cart")];
+  if (m.outcome === "converted")
+    events.push(ev("purchase", m.purchase_ts, "purchase", m.revenue_cents));
+  return funnelRow(
+    {
+      key: m.user_id,
+      windowStart: m.view_ts,
+      windowEnd: m.view_ts + 1,
+      value: { events },
+      final: true,
+      emitSeq: 0,
+      partition: 0,
+      id: `${m.view_ts}:0:${m.user_id}`,
+    },
+    m.outcome,
+  );
+}
 
 describe("setUpPipeline / readResults / verify / tearDownPipeline", () => {
   const ch = createClient({ url: config.clickhouseUrl });
@@ -78,6 +116,12 @@ describe("setUpPipeline / readResults / verify / tearDownPipeline", () => {
       format: "JSONEachRow",
       values: [...raw, ...raw.slice(0, 100)].map(rawEventRow),
     });
+    // The funnel sink's rows, a replayed part of them included.
+    await ch.insert({
+      table: config.tables.funnel,
+      format: "JSONEachRow",
+      values: [...truth.funnel.matches, ...truth.funnel.matches.slice(0, 20)].map(funnelRowOf),
+    });
     const p = redis.pipeline();
     for (const m of truth.minuteCounts) {
       p.hset(redisKeys.minuteCounts(config, m.window_start), m.type, m.count);
@@ -94,9 +138,17 @@ describe("setUpPipeline / readResults / verify / tearDownPipeline", () => {
     });
     for (const c of checks) expect(c.ok, `${c.name}\n${c.detail ?? ""}`).toBe(true);
     expect(results.sessions.length).toBe(truth.sessions.length);
+    expect(truth.funnel.matches.length).toBeGreaterThan(20);
+    expect(results.funnelMatches).toHaveLength(truth.funnel.matches.length);
   });
 
-  it("catches one wrong counter, one missing leaderboard entry and a wrong DLQ count", async () => {
+  it("catches one wrong counter, one missing leaderboard entry, an extra funnel match and a wrong DLQ count", async () => {
+    const extra = { ...truth.funnel.matches[3]!, view_ts: truth.funnel.matches[3]!.view_ts + 1 };
+    await ch.insert({
+      table: config.tables.funnel,
+      format: "JSONEachRow",
+      values: [funnelRowOf(extra)],
+    });
     const m = truth.minuteCounts[5]!;
     await redis.hset(redisKeys.minuteCounts(config, m.window_start), m.type, m.count + 1);
     const w = truth.pageWindows[7]!;
@@ -109,6 +161,8 @@ describe("setUpPipeline / readResults / verify / tearDownPipeline", () => {
     expect(failed).toEqual([
       "Redis live counters = ground truth",
       "Redis top-pages leaderboards = ground truth",
+      "ClickHouse funnel matches = ground truth",
+      "ClickHouse funnel per hour = ground truth",
       "DLQ of job = invalid records",
     ]);
     const counters = checks.find((c) => c.name.startsWith("Redis live"))!;

@@ -217,12 +217,15 @@ async function main(): Promise<number> {
   const truth = computeGroundTruth(stream.records, config.windows);
   say(
     `ground truth: ${truth.totals.sessions.toLocaleString()} sessions, ` +
-      `${truth.minuteCounts.length} (minute, type) counts, ${truth.pageWindows.length.toLocaleString()} (window, page) counts`,
+      `${truth.minuteCounts.length} (minute, type) counts, ${truth.pageWindows.length.toLocaleString()} (window, page) counts, ` +
+      `${truth.funnel.matches.length.toLocaleString()} funnel matches`,
   );
 
   const aggregator = startService("aggregator", "aggregator.ts", ["--metrics-port", "9465"]);
   const ready = await aggregator.next("ready", 120_000);
-  say(`aggregator running: three jobs + raw events; metrics at ${ready.metrics}`);
+  say(
+    `aggregator running: five jobs (sessions, counts, pages, funnel converted / abandoned) + raw events; metrics at ${ready.metrics}`,
+  );
 
   const producer = startService("producer", "producer.ts", [
     "--events",
@@ -286,11 +289,7 @@ async function main(): Promise<number> {
   say("aggregator stopped (drained, committed, sinks flushed); reading ClickHouse and Redis");
 
   const results = await readResults(config);
-  const jobApps = [
-    config.applications.sessions,
-    config.applications.counts,
-    config.applications.pages,
-  ];
+  const jobApps = Object.values(config.applications).filter((a) => a !== config.applications.raw);
   const pick = (r: Record<string, number>) =>
     Object.fromEntries(jobApps.map((a) => [a, r[a] ?? 0]));
   const checks = verify(truth, results, { dlq: pick(counters.dlq), late: pick(counters.late) });

@@ -21,14 +21,30 @@ export interface PipelineConfig {
   topic: string;
   partitions: number;
   /** Consumer group / application id of each job. */
-  applications: { sessions: string; counts: string; pages: string; raw: string };
-  /** ClickHouse tables. */
-  tables: { events: string; sessions: string; minuteCounts: string };
+  applications: {
+    sessions: string;
+    counts: string;
+    pages: string;
+    raw: string;
+    funnelConverted: string;
+    funnelAbandoned: string;
+  };
+  /**
+   * ClickHouse tables (`funnelHourly` is a view over `funnel`: conversions,
+   * abandonments and converted revenue per hour).
+   */
+  tables: {
+    events: string;
+    sessions: string;
+    minuteCounts: string;
+    funnel: string;
+    funnelHourly: string;
+  };
   /** Redis key prefix; keys are listed in {@link redisKeys}. */
   redisPrefix: string;
   /** Root of the aggregator's local state. */
   stateDir: string;
-  /** Window settings of the three jobs. */
+  /** Window settings of the windowed jobs, bound and grace of the funnel jobs. */
   windows: JobSettings;
   /** Grace period of the session windows, ms: out-of-order events within it still count. */
   graceMs: number;
@@ -77,11 +93,15 @@ export function pipelineConfig(
       counts: n("aggregator-counts", "."),
       pages: n("aggregator-pages", "."),
       raw: n("aggregator-raw", "."),
+      funnelConverted: n("aggregator-funnel-converted", "."),
+      funnelAbandoned: n("aggregator-funnel-abandoned", "."),
     },
     tables: {
       events: n("events"),
       sessions: n("user_sessions"),
       minuteCounts: n("event_counts_1m"),
+      funnel: n("funnel_matches"),
+      funnelHourly: n("funnel_hourly"),
     },
     redisPrefix: `sluice:${namespace || "demo"}:`,
     stateDir: path.join(stateRoot, namespace || "demo"),

@@ -120,6 +120,83 @@ export function printReport(r: {
     ),
   );
 
+  h(
+    `Funnel per hour (ClickHouse ${c.tables.funnelHourly} over ${c.tables.funnel}; page view -> cart -> purchase within ${c.windows.funnelWithinMs / 60_000} min)`,
+  );
+  const hourOfMinute = (ms: number) => Math.floor(ms / 3_600_000) * 3_600_000;
+  const events = new Map<number, Record<string, number>>();
+  for (const m of results.minuteCounts) {
+    const row = events.get(hourOfMinute(m.window_start)) ?? {};
+    row[m.type] = (row[m.type] ?? 0) + m.count;
+    events.set(hourOfMinute(m.window_start), row);
+  }
+  const funnelByHour = new Map(results.funnelHours.map((f) => [f.hour, f]));
+  const hours = [...new Set([...events.keys(), ...funnelByHour.keys()])].sort((a, b) => a - b);
+  const pct = (n: number, of: number) => (of > 0 ? `${((100 * n) / of).toFixed(1)}%` : "-");
+  const funnelRows = hours.map((hr) => {
+    const e = events.get(hr) ?? {};
+    const f = funnelByHour.get(hr) ?? { converted: 0, abandoned: 0, revenue_cents: 0 };
+    return {
+      hour: hr,
+      views: e.page_view ?? 0,
+      carts: e.add_to_cart ?? 0,
+      purchases: e.purchase ?? 0,
+      ...f,
+    };
+  });
+  const total = (
+    k: "views" | "carts" | "purchases" | "converted" | "abandoned" | "revenue_cents",
+  ) => sum(funnelRows.map((x) => x[k]));
+  const shown = funnelRows.slice(-24);
+  if (funnelRows.length > shown.length) out.push(`  ${fmt(funnelRows.length)} hours; last 24:`);
+  out.push(
+    table(
+      [
+        "hour (view time)",
+        "views",
+        "carts",
+        "purchases",
+        "converted",
+        "abandoned",
+        "conversion",
+        "revenue",
+      ],
+      [
+        ...shown.map((x) => [
+          iso(x.hour),
+          fmt(x.views),
+          fmt(x.carts),
+          fmt(x.purchases),
+          fmt(x.converted),
+          fmt(x.abandoned),
+          pct(x.converted, x.converted + x.abandoned),
+          money(x.revenue_cents),
+        ]),
+        [
+          "total",
+          fmt(total("views")),
+          fmt(total("carts")),
+          fmt(total("purchases")),
+          fmt(total("converted")),
+          fmt(total("abandoned")),
+          pct(total("converted"), total("converted") + total("abandoned")),
+          money(total("revenue_cents")),
+        ],
+      ],
+    ),
+    "  conversion = converted / (converted + abandoned); views, carts, purchases per hour from the per-minute counts",
+  );
+  const funnelChecks = checks.filter((x) => x.name.includes("funnel"));
+  out.push(
+    `  against the generator's ground truth (${fmt(truth.funnel.matches.length)} matches, ${fmt(truth.funnel.late)} late for the funnel): ` +
+      (funnelChecks.length > 0 && funnelChecks.every((x) => x.ok)
+        ? "PASS, every match and every hour exact"
+        : `FAIL (${funnelChecks
+            .filter((x) => !x.ok)
+            .map((x) => x.name)
+            .join("; ")})`),
+  );
+
   h("Dead letters and late events");
   const dlq = checks.filter((x) => x.name.startsWith("DLQ of"));
   const late = checks.filter((x) => x.name.startsWith("late records"));
@@ -158,11 +235,16 @@ export function printReport(r: {
   out.push(
     `  ClickHouse (${c.clickhouseUrl}): SELECT * FROM ${c.tables.sessions} FINAL ORDER BY revenue_cents DESC LIMIT 10`,
     `             SELECT * FROM ${c.tables.minuteCounts} FINAL ORDER BY window_start DESC LIMIT 20`,
+    `             SELECT * FROM ${c.tables.funnelHourly} ORDER BY hour; SELECT * FROM ${c.tables.funnel} FINAL LIMIT 10`,
     `             SELECT type, count() FROM ${c.tables.events} FINAL GROUP BY type` +
       (r.ttl ? ` (TTL ${c.hotTierDays} days)` : ""),
     `  Redis (${c.redisUrl}): ZREVRANGE ${redisKeys.topPages(c, busiest?.[0] ?? 0)} 0 9 WITHSCORES`,
     `             HGETALL ${redisKeys.minuteCounts(c, minutes.at(-1) ?? 0)}; SUBSCRIBE ${redisKeys.topPagesChannel(c)}`,
-    `  Kafka: topic ${c.topic}; dead letters in <job>-dlq, late events in <job>-late (jobs: ${Object.values(c.applications).slice(0, 3).join(", ")})`,
+    `  Kafka: topic ${c.topic}; dead letters in <job>-dlq, late events in <job>-late (jobs: ${Object.values(
+      c.applications,
+    )
+      .filter((a) => a !== c.applications.raw)
+      .join(", ")})`,
     "  Metrics while the services run: producer http://127.0.0.1:9464/metrics, aggregator http://127.0.0.1:9465/metrics (/healthz, /readyz)",
     "  Run them yourself (sources, no build): export TSX_TSCONFIG_PATH=integration/tsconfig.json;",
     "    npx tsx integration/src/bin/aggregator.ts   and   npx tsx integration/src/bin/producer.ts --events 100000",

@@ -2,6 +2,8 @@ import { createClient } from "@clickhouse/client";
 import { Redis } from "ioredis";
 import {
   byCountThenPage,
+  type FunnelMatchTruth,
+  type FunnelOutcome,
   type GroundTruth,
   type MinuteCountTruth,
   type PageWindowTruth,
@@ -9,6 +11,7 @@ import {
 } from "../generator/ground-truth.js";
 import type { EventType } from "../generator/user-event.js";
 import { type PipelineConfig, redisKeys } from "./config.js";
+import type { FunnelHour } from "./funnel.js";
 
 /** What the pipeline wrote, read back from ClickHouse and Redis. */
 export interface PipelineResults {
@@ -22,6 +25,10 @@ export interface PipelineResults {
   pageWindows: PageWindowTruth[];
   /** Raw events rows (after dedup by `FINAL`). */
   rawEvents: number;
+  /** `funnel_matches FINAL`: every funnel match, sorted by user, view time, then outcome. */
+  funnelMatches: FunnelMatchTruth[];
+  /** The `funnel_hourly` view: conversions and abandonments per hour, in order. */
+  funnelHours: FunnelHour[];
 }
 
 const num = (v: unknown) => Number(v);
@@ -52,6 +59,8 @@ export async function readResults(c: PipelineConfig): Promise<PipelineResults> {
   let sessions: SessionTruth[];
   let minuteCounts: MinuteCountTruth[];
   let rawEvents: number;
+  let funnelMatches: FunnelMatchTruth[];
+  let funnelHours: FunnelHour[];
   try {
     sessions = (
       await query<Record<string, unknown>>(
@@ -78,6 +87,29 @@ export async function readResults(c: PipelineConfig): Promise<PipelineResults> {
     }));
     const [raw] = await query<{ n: string }>(`SELECT count() AS n FROM ${c.tables.events} FINAL`);
     rawEvents = num(raw?.n ?? 0);
+    funnelMatches = (
+      await query<Record<string, unknown>>(
+        `SELECT user_id, outcome, view_ts, cart_ts, purchase_ts, revenue_cents
+         FROM ${c.tables.funnel} FINAL ORDER BY user_id, view_ts, outcome`,
+      )
+    ).map((r) => ({
+      user_id: String(r.user_id),
+      outcome: String(r.outcome) as FunnelOutcome,
+      view_ts: num(r.view_ts),
+      cart_ts: num(r.cart_ts),
+      purchase_ts: num(r.purchase_ts),
+      revenue_cents: num(r.revenue_cents),
+    }));
+    funnelHours = (
+      await query<Record<string, unknown>>(
+        `SELECT hour, converted, abandoned, revenue_cents FROM ${c.tables.funnelHourly} ORDER BY hour`,
+      )
+    ).map((r) => ({
+      hour: num(r.hour),
+      converted: num(r.converted),
+      abandoned: num(r.abandoned),
+      revenue_cents: num(r.revenue_cents),
+    }));
   } finally {
     await ch.close();
   }
@@ -118,7 +150,15 @@ export async function readResults(c: PipelineConfig): Promise<PipelineResults> {
     (a, b) => a.window_start - b.window_start || (a.type < b.type ? -1 : a.type > b.type ? 1 : 0),
   );
   pageWindows.sort((a, b) => a.window_start - b.window_start || byCountThenPage(a, b));
-  return { sessions, minuteCounts, redisMinuteCounts, pageWindows, rawEvents };
+  return {
+    sessions,
+    minuteCounts,
+    redisMinuteCounts,
+    pageWindows,
+    rawEvents,
+    funnelMatches,
+    funnelHours,
+  };
 }
 
 /** One invariant checked against the ground truth. */
@@ -159,7 +199,9 @@ export interface PipelineCounters {
 /**
  * Compares the pipeline's outputs with the generator's ground truth, row by
  * row: every session, every per-minute count (ClickHouse and Redis), every
- * page of every hopping window, raw event count, DLQ and late counts.
+ * page of every hopping window, every funnel match and every hour of the
+ * funnel view, raw event count, DLQ and late counts (a funnel job's late
+ * count against the funnel's own lateness rule).
  *
  * @param truth - from `computeGroundTruth`
  * @param results - from {@link readResults}
@@ -180,6 +222,23 @@ export function verify(
     ),
     diffRows("Redis live counters = ground truth", truth.minuteCounts, results.redisMinuteCounts),
     diffRows("Redis top-pages leaderboards = ground truth", truth.pageWindows, results.pageWindows),
+    diffRows(
+      "ClickHouse funnel matches = ground truth",
+      truth.funnel.matches,
+      results.funnelMatches,
+    ),
+    diffRows(
+      "ClickHouse funnel per hour = ground truth",
+      truth.funnel.hours
+        .filter((h) => h.converted + h.abandoned > 0)
+        .map(({ hour, converted, abandoned, revenue_cents }) => ({
+          hour,
+          converted,
+          abandoned,
+          revenue_cents,
+        })),
+      results.funnelHours,
+    ),
     {
       name: "ClickHouse raw events = valid + late events",
       expected: truth.totals.valid + truth.totals.late,
@@ -197,11 +256,15 @@ export function verify(
       });
     }
     for (const [app, n] of Object.entries(counters.late)) {
+      // The funnel jobs have their own grace, and the truth its own count for it.
+      const expected = /funnel-(converted|abandoned)$/.test(app)
+        ? truth.funnel.late
+        : truth.totals.late;
       checks.push({
         name: `late records dropped by ${app} = late records sent`,
-        expected: truth.totals.late,
+        expected,
         actual: n,
-        ok: n === truth.totals.late,
+        ok: n === expected,
       });
     }
   }

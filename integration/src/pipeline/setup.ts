@@ -3,6 +3,7 @@ import { type ClickHouseClient, createClient } from "@clickhouse/client";
 import { Redis } from "ioredis";
 import { Kafka, logLevel } from "kafkajs";
 import { kafkaClientConfig, type PipelineConfig, redisKeys } from "./config.js";
+import { funnelDdl } from "./funnel.js";
 
 /** Server version as `[major, minor]`. */
 export async function clickhouseVersion(client: ClickHouseClient): Promise<[number, number]> {
@@ -41,6 +42,7 @@ export function tableDdl(c: PipelineConfig, withTtl: boolean): string[] {
     `CREATE TABLE IF NOT EXISTS ${c.tables.minuteCounts} (
       window_start UInt64, type String, count UInt64, emit_seq UInt32, day Date
     ) ENGINE = ReplacingMergeTree(emit_seq) PARTITION BY day ORDER BY (window_start, type)`,
+    ...funnelDdl(c),
   ];
 }
 

@@ -2,10 +2,16 @@ import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import path from "node:path";
 import { registerCompressionCodecs } from "@sluice/producer";
 import { createClickHouseSink, type Sink } from "@sluice/sinks";
-import { createJob, type Job, type WindowResult } from "@sluice/windowing";
+import { createJob, type Job, type PatternMatch, type WindowResult } from "@sluice/windowing";
 import { Kafka, logLevel } from "kafkajs";
 import type { UserEvent } from "../generator/user-event.js";
 import { kafkaClientConfig, type PipelineConfig } from "../pipeline/config.js";
+import {
+  FUNNEL_OUTCOMES,
+  funnelApplicationId,
+  funnelPipeline,
+  funnelRow,
+} from "../pipeline/funnel.js";
 import { minuteCountRow, rawEventRow, type SessionValue, sessionRow } from "../pipeline/rows.js";
 import { UserEventCodec } from "../pipeline/user-event-codec.js";
 import { countsPipeline, pagesPipeline, sessionsPipeline } from "./jobs.js";
@@ -27,12 +33,15 @@ export interface Aggregator {
 }
 
 /**
- * The aggregator service: three windowing jobs and the raw-events consumer,
- * all reading the source topic, writing to ClickHouse and Redis.
+ * The aggregator service: five exactly-once jobs and the raw-events
+ * consumer, all reading the source topic, writing to ClickHouse and Redis.
  *
  * - sessions (per user, 30-minute gap) → ClickHouse `user_sessions`
  * - per-type tumbling minute counts → ClickHouse `event_counts_1m` and Redis hashes
  * - per-page hopping 5m/1m counts → Redis sorted sets (leaderboards) and pub/sub
+ * - funnel, one job per outcome (per user: view → cart → purchase within
+ *   30 minutes, or view → cart and no purchase) → ClickHouse `funnel_matches`,
+ *   read per hour through the `funnel_hourly` view
  * - raw events → ClickHouse `events`
  *
  * @param opts - the deployment
@@ -161,6 +170,16 @@ async function startOnce(opts: AggregatorOptions): Promise<Aggregator> {
       return { job: pagesPipeline(source(c.applications.pages), c).to(top), sinks: [top] };
     },
   };
+  for (const outcome of FUNNEL_OUTCOMES) {
+    const app = funnelApplicationId(c, outcome);
+    builders[app] = () => {
+      const sink = createClickHouseSink<WindowResult<PatternMatch<UserEvent>>>({
+        ...ch(c.tables.funnel),
+        toRow: (r) => ({ ...funnelRow(r, outcome) }),
+      });
+      return { job: funnelPipeline(source(app), outcome, c.windows).to(sink), sinks: [sink] };
+    };
+  }
   const running = new Map<string, RunningJob>();
   const restarts: Record<string, number> = {};
   let raw: RawEventsConsumer | undefined;
