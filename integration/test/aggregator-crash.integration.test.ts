@@ -6,8 +6,9 @@
 // final window results flow, Redis (a private redis-server, so the shared
 // stack is never stopped) is down for 10 seconds and the Redis sinks must wait
 // and retry. The final
-// ClickHouse tables, Redis keys and committed DLQ / late records must still
-// equal the ground truth exactly: no loss, no double counting.
+// ClickHouse tables (funnel matches included), Redis keys and committed DLQ /
+// late records must still equal the ground truth exactly: no loss, no double
+// counting.
 
 import type { ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -26,6 +27,7 @@ import { finishStream } from "../src/pipeline/finish.js";
 import { waitForCatchUp } from "../src/pipeline/progress.js";
 import { readResults, verify } from "../src/pipeline/results.js";
 import { setUpPipeline, tearDownPipeline } from "../src/pipeline/setup.js";
+import { countCommittedRecords } from "../src/pipeline/topic-count.js";
 import { produceRecords } from "../src/services/producer-service.js";
 
 const PARTITIONS = 4;
@@ -135,6 +137,17 @@ describe("aggregator scaled 1 -> 2 -> 1 with a SIGKILL in between", () => {
     expect(await exited(c)).toBe(0);
 
     const { dlq, late } = await countDlqAndLate(kafka, config);
+    for (const app of [config.applications.funnelConverted, config.applications.funnelAbandoned]) {
+      dlq[app] = await countCommittedRecords(kafka, `${app}-dlq`);
+      late[app] = await countCommittedRecords(kafka, `${app}-late`);
+    }
+    // Every funnel match and hour is compared below; there must be matches of both kinds.
+    expect(truth.funnel.matches.filter((m) => m.outcome === "converted").length).toBeGreaterThan(
+      50,
+    );
+    expect(truth.funnel.matches.filter((m) => m.outcome === "abandoned").length).toBeGreaterThan(
+      50,
+    );
     const checks = verify(truth, await readResults(config), { dlq, late });
     const failed = checks.filter((x) => !x.ok);
     expect(
