@@ -260,11 +260,7 @@ describe("the reference pipeline against secured Kafka, ClickHouse and Redis", (
       dlq: Record<string, number>;
       late: Record<string, number>;
     };
-    const jobs = [
-      config.applications.sessions,
-      config.applications.counts,
-      config.applications.pages,
-    ];
+    const jobs = Object.values(config.applications).filter((a) => a !== config.applications.raw);
     const pick = (r: Record<string, number>) => Object.fromEntries(jobs.map((j) => [j, r[j] ?? 0]));
     const results = await readResults(config);
     for (const c of verify(truth, results, {
