@@ -9,6 +9,8 @@ import {
   tumbling,
   WindowingError,
 } from "../src/index.js";
+import type { StateOperator } from "../src/internal/operator.js";
+import type { ProcessorOutput } from "../src/internal/processor.js";
 
 type Click = { user: string; page: string; ts: number };
 type Buy = { user: string; amount: number; ts: number };
@@ -70,6 +72,38 @@ describe("stream–stream join", () => {
     d.pipe(4, { key: "k", timestamp: 14, source: "r" });
     expect(d.results.map((r) => r.value)).toEqual([304]);
     expect(() => d.pipe(1, { source: "nope" })).toThrow(/not a joined stream/);
+  });
+});
+
+describe("stream–stream join state", () => {
+  it("a commit writes one changelog entry for its buffered records; expiry writes one tombstone per whole entry", () => {
+    const job = defineJob<number>().join<number>(
+      { topic: "r", schema: json<number>() },
+      { within: 10, type: "left" },
+    );
+    const op = (job.definition.operator as (p: number) => StateOperator)(0);
+    const out: ProcessorOutput<unknown> = { results: [], late: [] };
+    const written = () =>
+      op
+        .drainMutations()
+        .map((m) =>
+          m.kind === "buffer" ? `${m.key}:${m.value === null ? "null" : m.value.length}` : m.kind,
+        );
+    for (let k = 0; k < 50; k++) op.process(`k${k}`, { s: 0, v: k }, 100, out);
+    op.process("k0", { s: 1, v: -1 }, 100, out);
+    expect(out.results.map((r) => r.id)).toEqual(["100:0:100:0:k0"]);
+    // 51 records of 50 keys: one log entry (plus stream time and per-side times)
+    expect(written()).toEqual(["meta", "s:1", "c0:51"]);
+    expect(op.openWindows).toBe(51);
+    // a record of an earlier entry matched now: one row marks it
+    op.process("k1", { s: 1, v: -2 }, 105, out);
+    expect(written()).toEqual(["s:1", "c1:2"]);
+    // both sides reach 111: every record at 100 expires, the unmatched ones are emitted
+    op.process("z", { s: 0, v: 0 }, 111, out);
+    op.process("z", { s: 1, v: 0 }, 111, out);
+    expect(out.results.filter((r) => r.id.startsWith("100:")).length).toBe(2 + 48);
+    expect(written()).toEqual(["meta", "s:1", "c0:null", "c2:2"]);
+    expect(op.openWindows).toBe(3);
   });
 });
 

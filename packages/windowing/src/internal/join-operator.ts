@@ -4,7 +4,7 @@
 // job's repartition topic, so a key's records of both sides meet here.
 import { windowResultId } from "../window-result.js";
 import { type BufferedEntry, BufferedOperator } from "./operator.js";
-import type { ProcessorOutput } from "./processor.js";
+import type { ProcessorOutput, StateMutation, StoredMeta, StoredWindow } from "./processor.js";
 
 export interface Sided {
   s: 0 | 1;
@@ -18,16 +18,25 @@ export interface StreamJoinConfig {
   select: (left: unknown, right: unknown) => unknown;
 }
 
-/** A buffered record of one side: value, occurrence among same-time records, matched flag. */
-interface SideRecord {
+/**
+ * A buffered record of one side. `d` is the sequence number of the changelog
+ * log entry that holds it (-1 until the next drain writes it).
+ */
+interface Rec {
+  id: string;
+  t: number;
   v: unknown;
   o: number;
   m: 0 | 1;
+  d: number;
 }
 
 const SEP = "\u0000";
 /** State entry holding the highest event time seen per side: `[{ t: left, v: right }]`. */
 const TIMES = "s";
+/** Prefix of the log entries (`c<seq>`) and of their expiry timers; key ids start with `0` or `1`. */
+const LOG = "c";
+const LOG_CODE = 99;
 
 /** Identity of a join result: both records' event times and occurrence numbers, then the key. */
 export function joinResultId(
@@ -40,6 +49,10 @@ export function joinResultId(
   return `${l}:${r}:${key}`;
 }
 
+function finiteOr(x: unknown): number {
+  return typeof x === "number" && Number.isFinite(x) ? x : Number.NEGATIVE_INFINITY;
+}
+
 /**
  * Stream–stream windowed join. Records of one key join when their event
  * times differ by at most `within`. A record is late when stream time is
@@ -48,13 +61,43 @@ export function joinResultId(
  * outer joins) or right (outer) record is emitted with `null` on the other
  * side. Every matching pair is emitted exactly once, when its second record
  * arrives, whatever the arrival order.
+ *
+ * State layout: buffered records live in memory per side and key; the
+ * changelog holds them as an append-only log, one entry `c<seq>` per drain
+ * (per commit) with the records added since the previous drain
+ * (`{ t, v: [id, o, m, value] }`) and the earlier records matched since then
+ * (`{ t, v: [id, o] }`). So a commit writes one changelog record for its
+ * buffered records however many keys they touch, and expiring a record
+ * writes nothing: an entry is deleted (tombstone) once stream time has passed
+ * the expiry of every record in it. Restore replays the live entries in
+ * sequence order and drops records already expired at the restored stream
+ * time (their unmatched results went out with the commit that expired them).
  */
 export class StreamJoinOperator extends BufferedOperator {
   private readonly cfg: StreamJoinConfig;
+  /** Buffered records per `side SEP key`, in arrival order. */
+  private readonly bufs = new Map<string, Rec[]>();
+  /** Highest event time seen per side. */
+  private lt = Number.NEGATIVE_INFINITY;
+  private rt = Number.NEGATIVE_INFINITY;
+  private timesDirty = false;
+  /** Records added since the last drain. */
+  private readonly added: Rec[] = [];
+  /** Records of earlier log entries matched for the first time since the last drain. */
+  private readonly marks: Rec[] = [];
+  /** Log entries in the changelog, by sequence number. */
+  private readonly live = new Map<number, BufferedEntry[]>();
+  /** Log entries whose records have all expired: tombstones for the next drain. */
+  private readonly dead: number[] = [];
+  private seq = 0;
 
   constructor(cfg: StreamJoinConfig, partition: number) {
     super(partition);
     this.cfg = cfg;
+  }
+
+  override get openWindows(): number {
+    return this.bufs.size;
   }
 
   process(
@@ -69,92 +112,192 @@ export class StreamJoinOperator extends BufferedOperator {
     // Stream time is the slower side's: when one topic is read ahead of the
     // other (a backlog, a lagging partition), the other side's records wait
     // in state instead of turning late.
-    const times = (this.get(TIMES)?.[0] as { t: number; v: number } | undefined) ?? {
-      t: Number.NEGATIVE_INFINITY,
-      v: Number.NEGATIVE_INFINITY,
-    };
-    const next =
-      s === 0
-        ? { t: Math.max(times.t, timestamp), v: times.v }
-        : { t: times.t, v: Math.max(times.v, timestamp) };
-    if (next.t !== times.t || next.v !== times.v) this.set(TIMES, [next]);
-    this.advanceTo(Math.min(next.t, next.v), out);
-    if (this.streamTime > timestamp + this.cfg.graceMs) {
+    if (s === 0) {
+      if (timestamp > this.lt) {
+        this.lt = timestamp;
+        this.timesDirty = true;
+      }
+    } else if (timestamp > this.rt) {
+      this.rt = timestamp;
+      this.timesDirty = true;
+    }
+    this.advanceTo(Math.min(this.lt, this.rt), out);
+    const { withinMs, graceMs } = this.cfg;
+    if (this.streamTime > timestamp + graceMs) {
       this.late(key, v, timestamp, out, offset);
       return;
     }
-    const own = `${s}${SEP}${key}`;
-    const other = `${1 - s}${SEP}${key}`;
-    const mine = this.get(own) ?? [];
+    const own = (s === 0 ? "0" : "1") + SEP + key;
+    const mine = this.bufs.get(own);
     let o = 0;
-    for (const e of mine) if (e.t === timestamp) o++;
+    if (mine) for (let i = 0; i < mine.length; i++) if ((mine[i] as Rec).t === timestamp) o++;
     let matched: 0 | 1 = 0;
-    const theirs = this.get(other);
+    const theirs = this.bufs.get((s === 0 ? "1" : "0") + SEP + key);
     if (theirs) {
-      const within = this.cfg.withinMs;
-      let changed = false;
-      const next = theirs.map((e) => {
-        if (Math.abs(e.t - timestamp) > within) return e;
-        const r = e.v as SideRecord;
+      for (let i = 0; i < theirs.length; i++) {
+        const e = theirs[i] as Rec;
+        if (Math.abs(e.t - timestamp) > withinMs) continue;
         matched = 1;
         const me = { t: timestamp, o };
-        const them = { t: e.t, o: r.o };
-        const [l, rr] = s === 0 ? [me, them] : [them, me];
-        const [lv, rv] = s === 0 ? [v, r.v] : [r.v, v];
+        const l = s === 0 ? me : e;
+        const r = s === 0 ? e : me;
         out.results.push(
           this.result(
             key,
-            Math.min(l.t, rr.t),
-            Math.max(l.t, rr.t) + 1,
-            this.cfg.select(lv, rv),
-            joinResultId(key, l, rr),
+            Math.min(l.t, r.t),
+            Math.max(l.t, r.t) + 1,
+            s === 0 ? this.cfg.select(v, e.v) : this.cfg.select(e.v, v),
+            joinResultId(key, l, r),
           ),
         );
-        if (r.m === 1) return e;
-        changed = true;
-        return { t: e.t, v: { v: r.v, o: r.o, m: 1 } };
-      });
-      if (changed) this.set(other, next);
+        if (e.m === 0) {
+          e.m = 1;
+          // a record already in the changelog needs its matched flag there too
+          if (e.d >= 0) this.marks.push(e);
+        }
+      }
     }
-    this.set(own, [...mine, { t: timestamp, v: { v, o, m: matched } }]);
-    this.timers.push(timestamp + this.cfg.withinMs + this.cfg.graceMs + 1, own);
+    const rec: Rec = { id: own, t: timestamp, v, o, m: matched, d: -1 };
+    if (mine) mine.push(rec);
+    else this.bufs.set(own, [rec]);
+    this.added.push(rec);
+    this.timers.push(timestamp + withinMs + graceMs + 1, own);
   }
 
   protected onTimer(id: string, out: ProcessorOutput<unknown>): void {
-    if (id === TIMES) return;
-    const entries = this.get(id);
-    if (!entries) return;
+    if (id.charCodeAt(0) === LOG_CODE) {
+      const seq = Number(id.slice(1));
+      if (this.live.delete(seq)) this.dead.push(seq);
+      return;
+    }
+    const recs = this.bufs.get(id);
+    if (!recs) return;
     const horizon = this.streamTime - this.cfg.withinMs - this.cfg.graceMs;
-    const kept: BufferedEntry[] = [];
     const side = id.charAt(0) === "0" ? 0 : 1;
-    const key = id.slice(2);
     const emits = side === 0 ? this.cfg.type !== "inner" : this.cfg.type === "outer";
-    for (const e of entries) {
+    let kept = 0;
+    for (let i = 0; i < recs.length; i++) {
+      const e = recs[i] as Rec;
       if (e.t >= horizon) {
-        kept.push(e);
+        recs[kept++] = e;
         continue;
       }
-      const r = e.v as SideRecord;
-      if (r.m === 0 && emits) {
-        const me = { t: e.t, o: r.o };
+      if (e.m === 0 && emits) {
+        const key = id.slice(2);
+        const me = { t: e.t, o: e.o };
         out.results.push(
           this.result(
             key,
             e.t,
             e.t + 1,
-            side === 0 ? this.cfg.select(r.v, null) : this.cfg.select(null, r.v),
+            side === 0 ? this.cfg.select(e.v, null) : this.cfg.select(null, e.v),
             side === 0 ? joinResultId(key, me, undefined) : joinResultId(key, undefined, me),
           ),
         );
       }
     }
-    if (kept.length !== entries.length) this.set(id, kept);
+    if (kept === 0) this.bufs.delete(id);
+    else recs.length = kept;
   }
 
-  protected onRestore(id: string, entries: BufferedEntry[]): void {
-    if (id === TIMES) return;
-    for (const t of new Set(entries.map((e) => e.t)))
-      this.timers.push(t + this.cfg.withinMs + this.cfg.graceMs + 1, id);
+  protected onRestore(): void {}
+
+  /** Rows of the log entry the next drain writes; records expired before it are left out. */
+  private pendingRows(seq: number | undefined): { rows: BufferedEntry[]; maxT: number } {
+    const horizon = this.streamTime - this.cfg.withinMs - this.cfg.graceMs;
+    const rows: BufferedEntry[] = [];
+    let maxT = Number.NEGATIVE_INFINITY;
+    for (const r of this.added) {
+      if (r.t < horizon) continue;
+      if (seq !== undefined) r.d = seq;
+      rows.push({ t: r.t, v: [r.id, r.o, r.m, r.v] });
+      if (r.t > maxT) maxT = r.t;
+    }
+    for (const r of this.marks) {
+      if (r.t < horizon) continue;
+      rows.push({ t: r.t, v: [r.id, r.o] });
+      if (r.t > maxT) maxT = r.t;
+    }
+    return { rows, maxT };
+  }
+
+  override drainMutations(): StateMutation[] {
+    const out = super.drainMutations();
+    if (this.timesDirty) {
+      out.push({ kind: "buffer", key: TIMES, value: [{ t: this.lt, v: this.rt }] });
+      this.timesDirty = false;
+    }
+    for (const seq of this.dead) out.push({ kind: "buffer", key: LOG + seq, value: null });
+    this.dead.length = 0;
+    const seq = this.seq;
+    const { rows, maxT } = this.pendingRows(seq);
+    this.added.length = 0;
+    this.marks.length = 0;
+    if (rows.length > 0) {
+      this.seq++;
+      this.live.set(seq, rows);
+      this.timers.push(maxT + this.cfg.withinMs + this.cfg.graceMs + 1, LOG + seq);
+      out.push({ kind: "buffer", key: LOG + seq, value: rows });
+    }
+    return out;
+  }
+
+  override snapshot(): StateMutation[] {
+    const out = super.snapshot();
+    out.push({ kind: "buffer", key: TIMES, value: [{ t: this.lt, v: this.rt }] });
+    for (const [seq, rows] of this.live) out.push({ kind: "buffer", key: LOG + seq, value: rows });
+    // not yet drained: under the key the next drain writes
+    const { rows } = this.pendingRows(undefined);
+    if (rows.length > 0) out.push({ kind: "buffer", key: LOG + this.seq, value: rows });
+    return out;
+  }
+
+  override restore(
+    windows: Iterable<StoredWindow>,
+    buffers: Iterable<[string, BufferedEntry[]]>,
+    meta?: StoredMeta,
+  ): void {
+    super.restore(windows, [], meta);
+    const { withinMs, graceMs } = this.cfg;
+    const logs: [number, BufferedEntry[]][] = [];
+    for (const [id, entries] of buffers) {
+      if (id === TIMES) {
+        this.lt = finiteOr(entries[0]?.t);
+        this.rt = finiteOr(entries[0]?.v);
+      } else if (id.charCodeAt(0) === LOG_CODE) logs.push([Number(id.slice(1)), entries]);
+    }
+    logs.sort((a, b) => a[0] - b[0]);
+    const horizon = this.streamTime - withinMs - graceMs;
+    for (const [seq, rows] of logs) {
+      this.live.set(seq, rows);
+      if (seq >= this.seq) this.seq = seq + 1;
+      let maxT = Number.NEGATIVE_INFINITY;
+      for (const row of rows) {
+        if (row.t > maxT) maxT = row.t;
+        // expired at the restored stream time: already emitted if unmatched
+        if (row.t < horizon) continue;
+        const x = row.v as [string, number, (0 | 1)?, unknown?];
+        const id = x[0];
+        const list = this.bufs.get(id);
+        if (x.length === 2) {
+          const rec = list?.find((r) => r.t === row.t && r.o === x[1]);
+          if (rec) rec.m = 1;
+          continue;
+        }
+        const rec: Rec = { id, t: row.t, v: x[3], o: x[1], m: x[2] === 1 ? 1 : 0, d: seq };
+        if (list) list.push(rec);
+        else this.bufs.set(id, [rec]);
+        this.timers.push(row.t + withinMs + graceMs + 1, id);
+      }
+      this.timers.push(maxT + withinMs + graceMs + 1, LOG + seq);
+    }
+  }
+
+  protected override inspected(): Iterable<[string, BufferedEntry[]]> {
+    return [...this.bufs].map(([id, recs]) => [
+      id,
+      recs.map((r) => ({ t: r.t, v: { v: r.v, o: r.o, m: r.m } })),
+    ]);
   }
 }
 

@@ -225,6 +225,11 @@ export abstract class BufferedOperator implements StateOperator {
     if (meta) this.st = meta.streamTime ?? Number.NEGATIVE_INFINITY;
   }
 
+  /** State entries as `inspect()` shows them (one list per entry id). */
+  protected inspected(): Iterable<[string, BufferedEntry[]]> {
+    return this.state.entries();
+  }
+
   inspect(): {
     key: string;
     windowStart: number;
@@ -232,7 +237,7 @@ export abstract class BufferedOperator implements StateOperator {
     value: unknown;
     emitted: number;
   }[] {
-    return [...this.state.entries()]
+    return [...this.inspected()]
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([id, entries]) => ({
         key: id,
