@@ -23,6 +23,9 @@ const rounds = Math.max(3, Math.round(numberArg("rounds", 3)));
 const naiveEvents = Math.min(20_000, events);
 const partitions = 12;
 const users = 100_000;
+// `--only a,c` runs just those scenarios (for profiling); it writes no results file.
+const onlyAt = process.argv.indexOf("--only");
+const only = onlyAt < 0 ? undefined : new Set((process.argv[onlyAt + 1] ?? "").split(","));
 const brokers = (process.env.SLUICE_KAFKA_BROKERS ?? "127.0.0.1:9092").split(",");
 
 const UserEvent = defineSchema({
@@ -236,6 +239,7 @@ for (let r = 0; r < rounds; r++) {
   // does not always land on the same scenario
   const order = scenarios.map((_, i) => scenarios[(i + r) % scenarios.length]!);
   for (const [name, fn] of order) {
+    if (only && !only.has(name)) continue;
     global.gc?.();
     const s = await fn(all);
     samples[name].push(s);
@@ -245,6 +249,7 @@ for (let r = 0; r < rounds; r++) {
   }
 }
 await admin.disconnect();
+if (only) process.exit(0);
 
 const summary = (list: Sample[]) => ({
   eventsPerSec: Math.round(median(list.map((s) => s.eventsPerSec))),

@@ -12,6 +12,7 @@ import { SluiceError, type SluiceErrorOptions } from "@sluice/schema";
  * | `PRODUCER_PARTITIONER_FAILED` | the partitioner threw or returned no valid partition | no |
  * | `PRODUCER_SEND_FAILED` | the broker refused the batch with a non-retriable error | no |
  * | `PRODUCER_DELIVERY_TIMEOUT` | not acknowledged within `deliveryTimeoutMs` | yes |
+ * | `PRODUCER_ENCODER_UNAVAILABLE` | `recordEncoder: 'sluice'` asked, but the installed kafkajs is not the version Sluice's encoder is pinned to | no |
  *
  * Invalid events are rejected with the `SchemaError` of `@sluice/schema`
  * (`SCHEMA_INVALID_EVENT`, `SCHEMA_EVENT_TOO_LARGE`).
@@ -25,7 +26,8 @@ export type ProducerErrorCode =
   | "PRODUCER_TOPIC_MISMATCH"
   | "PRODUCER_PARTITIONER_FAILED"
   | "PRODUCER_SEND_FAILED"
-  | "PRODUCER_DELIVERY_TIMEOUT";
+  | "PRODUCER_DELIVERY_TIMEOUT"
+  | "PRODUCER_ENCODER_UNAVAILABLE";
 
 /**
  * The error class of `@sluice/producer`.

@@ -1,5 +1,6 @@
 import { defineSchema } from "@sluice/schema";
 import kafkajs, { type IHeaders, type Kafka } from "kafkajs";
+import { afterAll } from "vitest";
 import { registerCompressionCodecs } from "../src/index.js";
 
 const { Kafka: KafkaClass, logLevel } = kafkajs;
@@ -106,4 +107,20 @@ export async function deleteTopics(kafka: Kafka, topics: string[]): Promise<void
   } finally {
     await admin.disconnect();
   }
+}
+
+/**
+ * Unique topic names for one test file; each name (and its `.dlq`) is
+ * deleted after the file's tests.
+ */
+export function topicNamer(kafka: Kafka): (prefix: string) => string {
+  const created: string[] = [];
+  afterAll(async () => {
+    if (created.length) await deleteTopics(kafka, created);
+  });
+  return (prefix) => {
+    const t = uniqueName(prefix);
+    created.push(t, `${t}.dlq`);
+    return t;
+  };
 }

@@ -48,6 +48,7 @@ describe("createProducer options", () => {
     [{ topic: "t", schema: Ev, brokers: nowhere, onInvalid: "drop" }],
     [{ topic: "t", schema: Ev, brokers: nowhere, acks: 1 }],
     [{ topic: "t", schema: Ev, brokers: nowhere, framing: "confluent" }],
+    [{ topic: "t", schema: Ev, brokers: nowhere, recordEncoder: "fast" }],
   ])("PRODUCER_INVALID_OPTIONS for %j", (opts) => {
     const err = thrown(() => createProducer(opts as never));
     expect(err.code).toBe("PRODUCER_INVALID_OPTIONS");
@@ -84,5 +85,32 @@ describe("createProducer options", () => {
     expect(err.code).toBe("PRODUCER_DELIVERY_TIMEOUT");
     expect(err.retryable).toBe(true);
     await p.close();
+  });
+
+  it("recordEncoder: Sluice's encoder by default; PRODUCER_ENCODER_UNAVAILABLE when 'sluice' cannot be had", async () => {
+    const p = createProducer({ topic: "t", schema: Ev, brokers: nowhere });
+    expect(p.recordEncoder).toBe("sluice");
+    await p.close();
+    const k = createProducer({
+      topic: "t",
+      schema: Ev,
+      brokers: nowhere,
+      recordEncoder: "kafkajs",
+    });
+    expect(k.recordEncoder).toBe("kafkajs");
+    await k.close();
+    // a client that is not from the installed kafkajs (another copy, a wrapper)
+    const foreign = {
+      producer: () => ({ connect: async () => {}, disconnect: async () => {} }),
+      admin: () => ({ connect: async () => {}, disconnect: async () => {} }),
+    } as never;
+    const auto = createProducer({ topic: "t", schema: Ev, kafka: foreign });
+    expect(auto.recordEncoder).toBe("kafkajs");
+    await auto.close();
+    const err = thrown(() =>
+      createProducer({ topic: "t", schema: Ev, kafka: foreign, recordEncoder: "sluice" }),
+    );
+    expect(err.code).toBe("PRODUCER_ENCODER_UNAVAILABLE");
+    expect(err.message).toMatch(/another copy of kafkajs/);
   });
 });

@@ -2,27 +2,17 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import diagnostics_channel from "node:diagnostics_channel";
 import { type Context, context, ROOT_CONTEXT, trace } from "@opentelemetry/api";
 import { createLocalRegistry, defineSchema, HEADERS, type SchemaError } from "@sluice/schema";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   createProducer,
   murmur2Partitioner,
   ProducerError,
   type SendResult,
 } from "../src/index.js";
-import { brokers, deleteTopics, kafkaClient, readAll, TestEvent, uniqueName } from "./helpers.js";
+import { brokers, kafkaClient, readAll, TestEvent, topicNamer } from "./helpers.js";
 
 const kafka = kafkaClient();
-const created: string[] = [];
-
-afterAll(async () => {
-  if (created.length) await deleteTopics(kafka, created);
-});
-
-function topicName(prefix: string): string {
-  const t = uniqueName(prefix);
-  created.push(t, `${t}.dlq`);
-  return t;
-}
+const topicName = topicNamer(kafka);
 
 describe("createProducer on the real broker", () => {
   it("ensureTopic is idempotent and refuses another partition count", async () => {

@@ -1,6 +1,7 @@
 // All Kafka I/O of @sluice/producer goes through this adapter, so a faster
 // KafkaJS-compatible client can replace kafkajs here and nowhere else.
 import kafkajs, { type Admin, type Kafka, type Producer, type RecordMetadata } from "kafkajs";
+import { createEncodingProducer } from "./kafkajs-fast-path.js";
 
 const { Kafka: KafkaClass, logLevel } = kafkajs;
 
@@ -37,9 +38,17 @@ export interface AdapterOptions {
   acks: -1 | 1 | 0;
   idempotent: boolean;
   requestTimeoutMs: number;
+  /** Who encodes record batches (see kafkajs-fast-path.ts). */
+  recordEncoder: "auto" | "sluice" | "kafkajs";
 }
 
 export interface KafkaAdapter {
+  /** Who encodes record batches: Sluice's encoder or kafkajs's. */
+  readonly recordEncoder: "sluice" | "kafkajs";
+  /** Why kafkajs encodes, when it does. */
+  readonly recordEncoderReason: string | undefined;
+  /** Produce requests encoded so far, by encoder. */
+  readonly encodedRequests: { readonly sluice: number; readonly kafkajs: number };
   connect(): Promise<void>;
   /** Partition count of a topic, or undefined when it does not exist. */
   partitionCount(topic: string): Promise<number | undefined>;
@@ -58,15 +67,20 @@ export function createKafkaAdapter(options: AdapterOptions): KafkaAdapter {
       logLevel: logLevel.NOTHING,
       retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1000 },
     });
-  const producer: Producer = kafka.producer({
-    idempotent: options.idempotent,
-    maxInFlightRequests: options.idempotent ? 1 : undefined,
-    allowAutoTopicCreation: false,
-    // Sluice chooses every partition itself (murmur2 by default); kafkajs
-    // only groups the messages by the partition they carry.
-    createPartitioner: () => (args) => (args.message as { partition: number }).partition,
-    retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1000 },
-  });
+  const made = createEncodingProducer(
+    kafka,
+    {
+      idempotent: options.idempotent,
+      maxInFlightRequests: options.idempotent ? 1 : undefined,
+      allowAutoTopicCreation: false,
+      // Sluice chooses every partition itself (murmur2 by default); kafkajs
+      // only groups the messages by the partition they carry.
+      createPartitioner: () => (args) => (args.message as { partition: number }).partition,
+      retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1000 },
+    },
+    options.recordEncoder,
+  );
+  const producer: Producer = made.producer;
   let admin: Admin | undefined;
   let adminConnected: Promise<void> | undefined;
   const getAdmin = async (): Promise<Admin> => {
@@ -97,6 +111,9 @@ export function createKafkaAdapter(options: AdapterOptions): KafkaAdapter {
   };
 
   return {
+    recordEncoder: made.encoder,
+    recordEncoderReason: made.reason,
+    encodedRequests: made.counts,
     connect() {
       if (!connected) {
         connected = producer.connect().catch((err) => {
@@ -140,10 +157,32 @@ export function createKafkaAdapter(options: AdapterOptions): KafkaAdapter {
         const exists =
           e.type === "TOPIC_ALREADY_EXISTS" ||
           (e.errors ?? []).some((x) => x.type === "TOPIC_ALREADY_EXISTS");
-        if (!exists) throw err;
+        // The topic was created, but kafkajs's wait for its leaders asked a
+        // broker whose metadata did not have it yet (KRaft propagates it
+        // shortly after; kafkajs retries only LEADER_NOT_AVAILABLE): wait below.
+        const notYetVisible = e.type === "UNKNOWN_TOPIC_OR_PARTITION";
+        if (!exists && !notYetVisible) throw err;
+        if (notYetVisible) created = true;
       }
-      const partitions = (await partitionCount(spec.name)) ?? 0;
-      return { created, partitions };
+      const deadline = Date.now() + options.requestTimeoutMs;
+      for (;;) {
+        const a2 = await getAdmin();
+        try {
+          const md = await a2.fetchTopicMetadata({ topics: [spec.name] });
+          const parts = md.topics[0]?.partitions ?? [];
+          if (parts.length > 0 && parts.every((p) => p.leader >= 0)) {
+            return { created, partitions: parts.length };
+          }
+        } catch (err) {
+          const e = err as { type?: string };
+          if (e.type !== "UNKNOWN_TOPIC_OR_PARTITION" && e.type !== "LEADER_NOT_AVAILABLE")
+            throw err;
+        }
+        if (Date.now() > deadline) {
+          return { created, partitions: (await partitionCount(spec.name)) ?? 0 };
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
     },
     async disconnect() {
       await Promise.allSettled([

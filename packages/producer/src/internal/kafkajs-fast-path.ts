@@ -1,0 +1,206 @@
+// Sluice's own record-batch encoding, fed through kafkajs's producer.
+//
+// kafkajs 2.2.4 encodes every record and every header with a fresh Encoder
+// (a zeroed 512-byte buffer each); for Sluice's records that costs more than
+// validation, JSON and the network together. This module keeps kafkajs's
+// producer whole (metadata, retries, idempotent producer id and sequence
+// numbers, response parsing) and swaps only the `encode` step of the Produce
+// requests that *this* producer sends, for `encodeProduceRequest`, which
+// writes the same bytes.
+//
+// Scope: the swap is made on the private cluster kafkajs creates for this
+// one producer (reached through `kafka.producer` called on a prototype
+// child of the client) and on the broker objects of that cluster only.
+// Nothing shared is touched: not the client passed in, not kafkajs's
+// modules or prototypes, so other kafkajs producers in the process encode
+// as before. It is pinned to the kafkajs version checked below; on any other
+// version, or a client from another kafkajs copy, kafkajs encodes as usual.
+import { createRequire } from "node:module";
+import kafkajs, { type Kafka, type Producer, type ProducerConfig } from "kafkajs";
+import { type CodecLike, encodeProduceRequest, type ProduceArgs } from "./record-batch.js";
+
+const { Kafka: KafkaClass, CompressionCodecs } = kafkajs;
+
+/** The kafkajs version whose Produce encoding `record-batch.ts` reproduces. */
+export const PINNED_KAFKAJS_VERSION = "2.2.4";
+const PRODUCE_API_KEY = 0;
+/** Produce versions kafkajs 2.2.4 may pick whose body layout we write. */
+const MIN_VERSION = 3;
+const MAX_VERSION = 7;
+
+interface ProduceDefinition {
+  versions: string[];
+  protocol: (o: { version: number }) => unknown;
+}
+
+interface Internals {
+  produce: ProduceDefinition;
+}
+
+type BrokerLike = {
+  produce: (args: ProduceArgs) => Promise<unknown>;
+  lookupRequest?: (apiKey: number, def: ProduceDefinition) => (args: unknown) => unknown;
+} & Record<symbol, unknown>;
+
+let loaded: Internals | string | undefined;
+
+/**
+ * kafkajs's internals this path needs, or the reason they are not usable.
+ * Loaded once, lazily; never throws.
+ */
+export function kafkajsInternals(): Internals | string {
+  if (loaded !== undefined) return loaded;
+  try {
+    const require = createRequire(import.meta.url);
+    const pkg = require("kafkajs/package.json") as { version?: string };
+    if (pkg.version !== PINNED_KAFKAJS_VERSION) {
+      loaded = `kafkajs ${pkg.version} is installed; Sluice's record encoder is pinned to ${PINNED_KAFKAJS_VERSION}`;
+      return loaded;
+    }
+    const produce = require("kafkajs/src/protocol/requests/produce/index.js") as ProduceDefinition;
+    const Broker = require("kafkajs/src/broker/index.js") as { prototype: object };
+    const versions = produce?.versions?.map(Number) ?? [];
+    if (typeof produce?.protocol !== "function" || Math.max(...versions) !== MAX_VERSION) {
+      loaded = "kafkajs's Produce request module has an unexpected shape";
+      return loaded;
+    }
+    if (
+      !sendRequestSymbol(Broker.prototype) ||
+      typeof (Broker.prototype as BrokerLike).produce !== "function"
+    ) {
+      loaded = "kafkajs's Broker has an unexpected shape";
+      return loaded;
+    }
+    loaded = { produce };
+  } catch (err) {
+    loaded = `kafkajs internals could not be loaded: ${(err as Error)?.message ?? String(err)}`;
+  }
+  return loaded;
+}
+
+function symbolNamed(obj: object, description: string): symbol | undefined {
+  return Object.getOwnPropertySymbols(obj).find((s) => s.description === description);
+}
+
+function sendRequestSymbol(proto: object): symbol | undefined {
+  return symbolNamed(proto, "private:Broker:sendRequest");
+}
+
+function lookupCodec(type: number): CodecLike | undefined {
+  const factory = (CompressionCodecs as Record<number, (() => CodecLike) | undefined>)[type];
+  return factory ? factory() : undefined;
+}
+
+/** What {@link createEncodingProducer} made. */
+export interface EncodingProducer {
+  producer: Producer;
+  /** Who encodes the records: `'sluice'` (this module) or `'kafkajs'`. */
+  encoder: "sluice" | "kafkajs";
+  /** Why kafkajs encodes, when it does. */
+  reason: string | undefined;
+  /** Produce requests encoded by Sluice, and handed back to kafkajs. */
+  readonly counts: { sluice: number; kafkajs: number };
+}
+
+/**
+ * A kafkajs producer whose Produce requests Sluice encodes when it can.
+ *
+ * @param kafka - the client
+ * @param config - kafkajs producer config
+ * @param mode - `'kafkajs'` to opt out
+ */
+export function createEncodingProducer(
+  kafka: Kafka,
+  config: ProducerConfig,
+  mode: "auto" | "sluice" | "kafkajs",
+): EncodingProducer {
+  const counts = { sluice: 0, kafkajs: 0 };
+  const plain = (reason: string): EncodingProducer => ({
+    producer: kafka.producer(config),
+    encoder: "kafkajs",
+    reason,
+    counts,
+  });
+  if (mode === "kafkajs") return plain("recordEncoder is 'kafkajs'");
+  const internals = kafkajsInternals();
+  if (typeof internals === "string") return plain(internals);
+  if (!(kafka instanceof KafkaClass)) {
+    return plain("the kafka client comes from another copy of kafkajs");
+  }
+  const createCluster = symbolNamed(kafka, "private:Kafka:createCluster");
+  const create = createCluster
+    ? (kafka as unknown as Record<symbol, unknown>)[createCluster]
+    : undefined;
+  if (!createCluster || typeof create !== "function") {
+    return plain("kafkajs's client has an unexpected shape");
+  }
+  let cluster: { findBroker?: (q: { nodeId: string }) => Promise<BrokerLike> } | undefined;
+  // A child of the client whose cluster factory hands us the new cluster;
+  // the client itself is left as it was.
+  const child = Object.create(kafka) as Kafka;
+  Object.defineProperty(child, createCluster, {
+    value: (options: unknown) => {
+      cluster = (create as (o: unknown) => typeof cluster)(options);
+      return cluster;
+    },
+  });
+  const producer = KafkaClass.prototype.producer.call(child, config);
+  const findBroker = cluster?.findBroker;
+  if (!cluster || typeof findBroker !== "function") {
+    return {
+      producer,
+      encoder: "kafkajs",
+      reason: "kafkajs's cluster has an unexpected shape",
+      counts,
+    };
+  }
+  const patched = new WeakSet<object>();
+  const install = (broker: BrokerLike) => {
+    if (!broker || typeof broker !== "object" || patched.has(broker)) return;
+    patched.add(broker);
+    const send = sendRequestSymbol(Object.getPrototypeOf(broker) as object);
+    const original = broker.produce;
+    if (!send || typeof original !== "function") return;
+    broker.produce = async function produce(this: BrokerLike, given: ProduceArgs) {
+      const args: ProduceArgs = {
+        ...given,
+        acks: given.acks ?? -1,
+        timeout: given.timeout ?? 30000,
+        compression: given.compression ?? 0,
+      };
+      const build = this.lookupRequest?.(PRODUCE_API_KEY, internals.produce);
+      const protocolRequest = build?.(args) as
+        | { request?: { apiVersion?: number; encode?: () => Promise<unknown> } }
+        | undefined;
+      const request = protocolRequest?.request;
+      const version = request?.apiVersion ?? -1;
+      if (
+        !request ||
+        typeof request.encode !== "function" ||
+        version < MIN_VERSION ||
+        version > MAX_VERSION
+      ) {
+        counts.kafkajs++;
+        return original.call(this, given);
+      }
+      const kafkajsEncode = request.encode;
+      request.encode = async () => {
+        const body = await encodeProduceRequest(args, lookupCodec);
+        if (body === undefined) {
+          counts.kafkajs++;
+          return kafkajsEncode();
+        }
+        counts.sluice++;
+        // what kafkajs's request framing reads from an Encoder
+        return { buf: body, buffer: body, offset: body.length, size: () => body.length };
+      };
+      return (this[send] as (r: unknown) => Promise<unknown>).call(this, protocolRequest);
+    };
+  };
+  cluster.findBroker = async function (this: unknown, query: { nodeId: string }) {
+    const broker = await findBroker.call(this, query);
+    install(broker);
+    return broker;
+  };
+  return { producer, encoder: "sluice", reason: undefined, counts };
+}
