@@ -23,6 +23,8 @@ interface Slot {
   starts?: number;
   /** Start in progress (first start or restart). */
   starting?: Promise<void>;
+  /** Processes spawned so far (names their log files). */
+  spawned: number;
 }
 
 /**
@@ -62,6 +64,11 @@ export class AggregatorFleet {
        * restarts (a StatefulSet's volume). @defaultValue false
        */
       freshState?: boolean;
+      /**
+       * Where each process writes its output and trace
+       * (`aggregator-<slot>-<n>.log`, `.trace.jsonl`). @defaultValue none
+       */
+      logDir?: string;
     },
   ) {}
 
@@ -89,6 +96,7 @@ export class AggregatorFleet {
         stateDir: path.join(this.opts.dir, `aggregator-${index}`),
         wanted: false,
         planned: false,
+        spawned: 0,
       });
     }
     return this.slots[i]!;
@@ -109,6 +117,9 @@ export class AggregatorFleet {
             config: this.opts.config,
             stateDir: s.stateDir,
             readyTimeoutMs: this.opts.readyTimeoutMs ?? 360_000,
+            ...(this.opts.logDir
+              ? { logDir: this.opts.logDir, logName: `aggregator-${s.index}-${++s.spawned}` }
+              : {}),
           });
           if (proc.child.pid) this.pids.push(proc.child.pid);
           if (this.closed || !s.wanted) {

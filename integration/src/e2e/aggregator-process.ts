@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { createWriteStream } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -34,11 +35,24 @@ export async function startAggregatorProcess(opts: {
   config: PipelineConfig;
   stateDir: string;
   readyTimeoutMs?: number;
+  /**
+   * Directory for this process's output (`<name>.log`: stdout and stderr)
+   * and trace (`<name>.trace.jsonl`, see trace-hook.ts). @defaultValue none
+   */
+  logDir?: string;
+  /** File name stem in `logDir`. @defaultValue "aggregator" */
+  logName?: string;
 }): Promise<AggregatorProcess> {
   const { config } = opts;
+  const stem = opts.logDir ? path.join(opts.logDir, opts.logName ?? "aggregator") : undefined;
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", path.join(root, "integration/src/bin/aggregator.ts")],
+    [
+      "--import",
+      "tsx",
+      ...(stem ? ["--import", path.join(root, "integration/src/e2e/trace-hook.ts")] : []),
+      path.join(root, "integration/src/bin/aggregator.ts"),
+    ],
     {
       cwd: root,
       env: {
@@ -51,12 +65,19 @@ export async function startAggregatorProcess(opts: {
         SLUICE_KAFKA_BROKERS: config.kafkaBrokers.join(","),
         SLUICE_CLICKHOUSE_URL: config.clickhouseUrl,
         SLUICE_REDIS_URL: config.redisUrl,
+        ...(stem ? { SLUICE_E2E_TRACE_FILE: `${stem}.trace.jsonl` } : {}),
       },
       stdio: ["ignore", "pipe", "pipe"],
     },
   );
   live.add(child);
   child.once("exit", () => live.delete(child));
+  if (stem) {
+    const log = createWriteStream(`${stem}.log`, { flags: "a" });
+    child.stdout!.pipe(log, { end: false });
+    child.stderr!.pipe(log, { end: false });
+    child.once("close", () => log.end());
+  }
   let stderr = "";
   child.stderr!.on("data", (d) => {
     stderr = (stderr + d).slice(-3000);

@@ -1,4 +1,5 @@
-import type { Admin } from "kafkajs";
+import { randomBytes } from "node:crypto";
+import type { Admin, Kafka } from "kafkajs";
 
 /** How far one consumer group is behind, per topic. */
 export interface GroupLag {
@@ -92,4 +93,102 @@ export async function waitForCatchUp(
   throw new Error(
     `the aggregator did not catch up within ${Math.round(opts.timeoutMs / 1000)}s; lag: ${JSON.stringify(lags)}`,
   );
+}
+
+/**
+ * Records of `topic` that consumer group `groupId` has not consumed: read
+ * (read_committed) from the group's committed offset to the high watermark of
+ * every partition that has lag. On a topic written in transactions the lag
+ * also counts commit and abort markers, which occupy offsets but are never
+ * delivered: the tail of a repartition partition written by several
+ * producers holds one marker per producer, so its lag settles at a few while
+ * nothing is left to read. This counts only the records a consumer would get.
+ *
+ * @param args - a kafkajs client and a connected admin, the group and topic,
+ *   how long the read may take
+ * @returns unread records per partition (partitions without lag omitted) and their sum
+ * @throws Error when the read does not reach every high watermark in time
+ */
+export async function unreadRecords(args: {
+  kafka: Kafka;
+  admin: Admin;
+  groupId: string;
+  topic: string;
+  timeoutMs?: number;
+}): Promise<{ total: number; byPartition: Record<number, number> }> {
+  const { kafka, admin, topic } = args;
+  const committed = (await admin.fetchOffsets({ groupId: args.groupId, topics: [topic] }))[0];
+  const ends = await admin.fetchTopicOffsets(topic);
+  const want = new Map<number, { from: bigint; high: bigint }>();
+  for (const e of ends) {
+    const c = committed?.partitions.find((p) => p.partition === e.partition)?.offset ?? "-1";
+    const from = BigInt(c) < 0n ? BigInt(e.low) : BigInt(c);
+    if (BigInt(e.high) > from) want.set(e.partition, { from, high: BigInt(e.high) });
+  }
+  const byPartition: Record<number, number> = {};
+  if (want.size === 0) return { total: 0, byPartition };
+  // Offsets seen, per partition: a batch fetched twice is counted once.
+  const seen = new Map<number, Set<string>>([...want.keys()].map((p) => [p, new Set<string>()]));
+  const groupId = `${args.groupId}-unread-${randomBytes(4).toString("hex")}`;
+  await admin.setOffsets({
+    groupId,
+    topic,
+    partitions: ends.map((e) => ({
+      partition: e.partition,
+      offset: (want.get(e.partition)?.from ?? BigInt(e.high)).toString(),
+    })),
+  });
+  const reached = new Map<number, bigint>();
+  const consumer = kafka.consumer({ groupId, readUncommitted: false, maxWaitTimeInMs: 200 });
+  let settle!: (err?: Error) => void;
+  const done = new Promise<void>((resolve, reject) => {
+    settle = (err) => (err ? reject(err) : resolve());
+  });
+  const check = () => {
+    for (const [p, w] of want) if ((reached.get(p) ?? w.from) < w.high) return;
+    settle();
+  };
+  const timer = setTimeout(
+    () =>
+      settle(
+        new Error(
+          `reading ${topic} after the committed offsets of ${args.groupId} did not reach the end in ${args.timeoutMs ?? 30_000} ms`,
+        ),
+      ),
+    args.timeoutMs ?? 30_000,
+  );
+  consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
+    const b = e.payload as { topic: string; partition: number; lastOffset: string | null };
+    if (b.topic !== topic || b.lastOffset === null || !want.has(b.partition)) return;
+    const next = BigInt(b.lastOffset) + 1n;
+    if (next > (reached.get(b.partition) ?? 0n)) reached.set(b.partition, next);
+    check();
+  });
+  try {
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }) => {
+        const w = want.get(batch.partition);
+        if (!w) return;
+        for (const m of batch.messages) {
+          const o = BigInt(m.offset);
+          if (o >= w.from && o < w.high) seen.get(batch.partition)?.add(m.offset);
+        }
+      },
+    });
+    check();
+    await done;
+  } finally {
+    clearTimeout(timer);
+    await consumer.disconnect().catch(() => undefined);
+    await admin.deleteGroups([groupId]).catch(() => undefined);
+  }
+  let total = 0;
+  for (const [p, offsets] of seen) {
+    byPartition[p] = offsets.size;
+    total += offsets.size;
+  }
+  return { total, byPartition };
 }
