@@ -419,6 +419,8 @@ export function createProducer<T>(options: ProducerOptions<T>): Producer<T> {
   let unsettled = 0;
   let bufferedBytes = 0;
   const queues = new Map<string, PartitionQueue>();
+  /** The same queues by topic, then partition number (no key string per event). */
+  const queueIndex = new Map<string, PartitionQueue[]>();
   let queuedCount = 0;
   let inFlight: InFlight | undefined;
   let lingerTimer: NodeJS.Timeout | undefined;
@@ -470,16 +472,17 @@ export function createProducer<T>(options: ProducerOptions<T>): Producer<T> {
     extra?: Record<string, string>,
   ): OutgoingMessage {
     const time = eventTimeOf(event) ?? Date.now();
+    const timestamp = String(Math.trunc(time));
     const headers: Record<string, string> = {
       [HEADERS.contentType]: JSON_CONTENT_TYPE,
-      [HEADERS.eventTime]: String(time),
+      [HEADERS.eventTime]: Number.isInteger(time) ? timestamp : String(time),
     };
     // kafkajs allocates a buffer per header, so only what a reader needs:
     // the schema id once registered (the subject is then implied).
     if (schema.id !== undefined) headers[HEADERS.schemaId] = String(schema.id);
     if (traceparent) headers[HEADERS.traceparent] = traceparent;
     if (extra) Object.assign(headers, extra);
-    return { partition: -1, key, value, headers, timestamp: String(Math.trunc(time)) };
+    return { partition: -1, key, value, headers, timestamp };
   }
 
   function newPending(event: T): Pending {
@@ -603,11 +606,16 @@ export function createProducer<T>(options: ProducerOptions<T>): Producer<T> {
     }
     const message = p.message!;
     message.partition = partition;
-    const qk = `${p.topic}\u0000${partition}`;
-    let q = queues.get(qk);
+    let byPartition = queueIndex.get(p.topic);
+    if (!byPartition) {
+      byPartition = [];
+      queueIndex.set(p.topic, byPartition);
+    }
+    let q = byPartition[partition];
     if (!q) {
       q = { topic: p.topic, partition, items: [], bytes: 0, firstAt: 0 };
-      queues.set(qk, q);
+      byPartition[partition] = q;
+      queues.set(`${p.topic}\u0000${partition}`, q);
     }
     if (q.items.length === 0) q.firstAt = Date.now();
     q.items.push(p);

@@ -147,25 +147,63 @@ function timestampNumber(v: unknown): number {
   return n;
 }
 
-/** Header entries in kafkajs order (array values become one header each). */
-function headerEntries(headers: Record<string, unknown> | undefined): Array<[Buffer, unknown]> {
-  const out: Array<[Buffer, unknown]> = [];
-  if (!headers) return out;
+/** Size of a record's headers (count and entries), in kafkajs's order and layout. */
+function sizeOfHeaders(headers: Record<string, unknown> | undefined): number {
+  if (!headers) return sizeOfVarInt(0);
+  let count = 0;
+  let size = 0;
   for (const k of Object.keys(headers)) {
     const v = headers[k];
+    const hk = headerKey(k);
     if (Array.isArray(v)) {
-      for (const x of v) out.push([headerKey(k), x]);
+      for (const x of v) {
+        const l = headerValueLength(x);
+        size += sizeOfVarInt(hk.length) + hk.length + sizeOfVarInt(l) + l;
+        count++;
+      }
     } else {
-      out.push([headerKey(k), v]);
+      const l = headerValueLength(v);
+      size += sizeOfVarInt(hk.length) + hk.length + sizeOfVarInt(l) + l;
+      count++;
     }
   }
-  for (const [, v] of out) {
-    // kafkajs cannot size a null header value; leave such records to it
-    if (v === null || v === undefined || (typeof v !== "string" && !Buffer.isBuffer(v))) {
-      throw new Unsupported();
+  return sizeOfVarInt(count) + size;
+}
+
+/** kafkajs cannot size a null header value; such records are left to it. */
+function headerValueLength(v: unknown): number {
+  if (typeof v === "string") return Buffer.byteLength(v, "utf8");
+  if (Buffer.isBuffer(v)) return v.length;
+  throw new Unsupported();
+}
+
+function writeHeaders(
+  buf: Buffer,
+  off: number,
+  headers: Record<string, unknown> | undefined,
+): number {
+  if (!headers) return writeUVarInt(buf, off, zigzag32(0));
+  const keys = Object.keys(headers);
+  let count = 0;
+  for (const k of keys) {
+    const v = headers[k];
+    count += Array.isArray(v) ? v.length : 1;
+  }
+  off = writeUVarInt(buf, off, zigzag32(count));
+  for (const k of keys) {
+    const v = headers[k];
+    const hk = headerKey(k);
+    if (Array.isArray(v)) {
+      for (const x of v) {
+        off = writeBytes(buf, off, hk, hk.length);
+        off = writeBytes(buf, off, x, headerValueLength(x));
+      }
+    } else {
+      off = writeBytes(buf, off, hk, hk.length);
+      off = writeBytes(buf, off, v, headerValueLength(v));
     }
   }
-  return out;
+  return off;
 }
 
 /**
@@ -205,7 +243,6 @@ export function encodeRecords(
 
   const bodySizes = new Int32Array(n);
   const deltas = new Float64Array(n);
-  const headerLists: Array<Array<[Buffer, unknown]>> = new Array(n);
   let total = 0;
   for (let i = 0; i < n; i++) {
     const m = messages[i]!;
@@ -214,13 +251,7 @@ export function encodeRecords(
     deltas[i] = delta;
     const kl = lengthOf(m.key);
     const vl = lengthOf(m.value);
-    const hs = headerEntries(m.headers);
-    headerLists[i] = hs;
-    let hsize = sizeOfVarInt(hs.length);
-    for (const [hk, hv] of hs) {
-      const l = lengthOf(hv);
-      hsize += sizeOfVarInt(hk.length) + hk.length + sizeOfVarInt(l) + l;
-    }
+    const hsize = sizeOfHeaders(m.headers);
     const body =
       1 +
       sizeOfVarLong(delta) +
@@ -243,12 +274,7 @@ export function encodeRecords(
     off = writeUVarInt(buf, off, zigzag32(i));
     off = writeBytes(buf, off, m.key, lengthOf(m.key));
     off = writeBytes(buf, off, m.value, lengthOf(m.value));
-    const hs = headerLists[i]!;
-    off = writeUVarInt(buf, off, zigzag32(hs.length));
-    for (const [hk, hv] of hs) {
-      off = writeBytes(buf, off, hk, hk.length);
-      off = writeBytes(buf, off, hv, lengthOf(hv));
-    }
+    off = writeHeaders(buf, off, m.headers);
   }
   if (off !== total) throw new Error(`record encoder wrote ${off} bytes, sized ${total}`);
   return { records: buf, firstTimestamp, maxTimestamp };
