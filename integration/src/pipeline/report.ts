@@ -151,16 +151,7 @@ export function printReport(r: {
   if (funnelRows.length > shown.length) out.push(`  ${fmt(funnelRows.length)} hours; last 24:`);
   out.push(
     table(
-      [
-        "hour (view time)",
-        "views",
-        "carts",
-        "purchases",
-        "converted",
-        "abandoned",
-        "conversion",
-        "revenue",
-      ],
+      ["hour", "views", "carts", "purchases", "converted", "abandoned", "conversion", "revenue"],
       [
         ...shown.map((x) => [
           iso(x.hour),
@@ -184,7 +175,8 @@ export function printReport(r: {
         ],
       ],
     ),
-    "  conversion = converted / (converted + abandoned); views, carts, purchases per hour from the per-minute counts",
+    "  views, carts, purchases: events of the hour (from the per-minute counts); converted, abandoned:",
+    "  matches whose page view falls in the hour; conversion = converted / (converted + abandoned)",
   );
   const funnelChecks = checks.filter((x) => x.name.includes("funnel"));
   out.push(
