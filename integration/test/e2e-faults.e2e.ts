@@ -64,8 +64,12 @@ const FRESH_STATE = process.env.SLUICE_E2E_FRESH_STATE === "1";
 /** `1`: keep the run's log directory (each aggregator's output and trace) after a green run too. */
 const KEEP_LOGS = process.env.SLUICE_E2E_KEEP_LOGS === "1";
 const PARTITIONS = 6;
-/** The whole run, from the first event to the last check. */
-const BUDGET_MS = 12 * 60_000;
+/**
+ * The whole run, from the first event to the last check: about 10 minutes on
+ * a 2-core machine shared with other work, where a restarted instance may
+ * take minutes to restore and catch up.
+ */
+const BUDGET_MS = 18 * 60_000;
 
 /**
  * Event time of the first event: five hours ago, on the hour. Not a fixed
@@ -310,6 +314,7 @@ describe("end-to-end fault suite", () => {
           const before = await waitForCatchUp(admin, groups, [config.topic], {
             timeoutMs: left(),
             stablePolls: 15,
+            kafka: client,
           });
           const ready = await fleet.ready();
           const after = await Promise.all(groups.map((g) => groupLag(admin, g, [config.topic])));

@@ -18,7 +18,7 @@ export default defineConfig({
     name: "e2e",
     include: ["integration/test/e2e*.e2e.ts"],
     environment: "node",
-    testTimeout: 20 * 60_000,
+    testTimeout: 22 * 60_000,
     hookTimeout: 180_000,
     fileParallelism: false,
   },

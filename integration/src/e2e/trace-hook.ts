@@ -8,6 +8,7 @@
 
 import { subscribe } from "node:diagnostics_channel";
 import { appendFileSync } from "node:fs";
+import { type Admin, Kafka, logLevel } from "kafkajs";
 
 const file = process.env.SLUICE_E2E_TRACE_FILE;
 
@@ -37,9 +38,44 @@ if (file) {
       prev.st = m.streamTime;
     }
   });
+  // With each restore, the group's committed offsets of that partition (the
+  // source offset the restored state should resume from): a restore that
+  // comes back with old state (stream time far back) while these are current
+  // is the stale-restore failure.
+  const brokers = process.env.SLUICE_KAFKA_BROKERS?.split(",").filter(Boolean) ?? [];
+  let admin: Promise<Admin | undefined> | undefined;
+  const connect = () => {
+    admin ??= (async () => {
+      const a = new Kafka({
+        clientId: "sluice-e2e-trace",
+        brokers,
+        logLevel: logLevel.NOTHING,
+      }).admin();
+      await a.connect();
+      return a;
+    })().catch(() => undefined);
+    return admin;
+  };
   subscribe("sluice:job:restore", (raw) => {
     const m = raw as { applicationId: string; partition: number };
     last.delete(`${m.applicationId}/${m.partition}`);
+    if (brokers.length === 0) return;
+    void connect()
+      .then((a) => a?.fetchOffsets({ groupId: m.applicationId }))
+      .then((topics) => {
+        if (!topics) return;
+        const committed: Record<string, string> = {};
+        for (const t of topics) {
+          const o = t.partitions.find((p) => p.partition === m.partition)?.offset;
+          if (o !== undefined) committed[t.topic] = o;
+        }
+        write("committed-at-restore", {
+          applicationId: m.applicationId,
+          partition: m.partition,
+          committed,
+        });
+      })
+      .catch(() => undefined);
   });
   process.on("warning", (w) => write("warning", { message: w.message }));
 }

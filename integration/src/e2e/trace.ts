@@ -14,6 +14,7 @@ export interface TraceLine {
   assigned?: number[];
   revoked?: number[];
   message?: string;
+  committed?: Record<string, string>;
 }
 
 /** A job partition whose stream time went backwards: it resumed from older state. */
@@ -28,6 +29,8 @@ export interface StreamTimeRegression {
   /** Process that reported the older stream time, and the one that had reached the newer. */
   pid: number;
   previousPid: number;
+  /** The group's committed offsets of the partition when this process restored it, if traced. */
+  committedAtRestore?: Record<string, string>;
 }
 
 /** What the aggregators' traces of one run show. */
@@ -75,10 +78,13 @@ export async function summarizeTraces(
   }
   lines.sort((a, b) => a.t - b.t);
   const highest = new Map<string, { st: number; pid: number }>();
+  const committedAt = new Map<string, Record<string, string>>();
   const regressions: StreamTimeRegression[] = [];
   for (const l of lines) {
-    if (l.ch !== "stream-time" || l.streamTime === undefined) continue;
     const k = `${l.applicationId}/${l.partition}`;
+    if (l.ch === "committed-at-restore" && l.committed)
+      committedAt.set(`${l.pid}/${k}`, l.committed);
+    if (l.ch !== "stream-time" || l.streamTime === undefined) continue;
     const h = highest.get(k);
     if (h && h.st - l.streamTime > thresholdMs) {
       regressions.push({
@@ -89,6 +95,9 @@ export async function summarizeTraces(
         after: l.streamTime,
         pid: l.pid,
         previousPid: h.pid,
+        ...(committedAt.has(`${l.pid}/${k}`)
+          ? { committedAtRestore: committedAt.get(`${l.pid}/${k}`) }
+          : {}),
       });
     }
     if (!h || l.streamTime > h.st) highest.set(k, { st: l.streamTime, pid: l.pid });
@@ -120,7 +129,12 @@ export function formatTraceSummary(s: TraceSummary, namespace: string): string {
     out.push(
       `  ${app(r.applicationId)}/${r.partition} at ${(r.atMs / 1000).toFixed(1)}s: pid ${r.pid} ` +
         `resumed at ${new Date(r.after).toISOString()}, pid ${r.previousPid} had reached ` +
-        `${new Date(r.before).toISOString()} (${((r.before - r.after) / 60_000).toFixed(0)} min back)`,
+        `${new Date(r.before).toISOString()} (${((r.before - r.after) / 60_000).toFixed(0)} min back)` +
+        (r.committedAtRestore
+          ? `; committed offsets at its restore: ${Object.entries(r.committedAtRestore)
+              .map(([t, o]) => `${app(t)} ${o}`)
+              .join(", ")}`
+          : ""),
     );
   }
   for (const w of s.warnings.slice(0, 8)) out.push(`  warning: ${w.slice(0, 200)}`);

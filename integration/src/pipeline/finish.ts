@@ -34,6 +34,7 @@ export async function finishStream(opts: {
       waitForCatchUp(admin, groups, [c.topic], {
         timeoutMs: Math.max(1000, deadline - Date.now()),
         onPoll: opts.onPoll,
+        kafka,
       });
     await wait();
     let maxTs = 0;

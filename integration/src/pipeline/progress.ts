@@ -68,6 +68,14 @@ export async function waitForCatchUp(
     pollMs?: number;
     stablePolls?: number;
     onPoll?: (lags: GroupLag[]) => void;
+    /**
+     * With a client, a stable lag on any other topic (a repartition topic,
+     * written in transactions) counts as done only when no record is left to
+     * read after the group's committed offsets: a consumer that stalls (a
+     * restarted instance still restoring, a starved process) keeps its lag
+     * unchanged too, and without this check would pass for finished.
+     */
+    kafka?: Kafka;
   },
 ): Promise<GroupLag[]> {
   const deadline = Date.now() + opts.timeoutMs;
@@ -87,12 +95,41 @@ export async function waitForCatchUp(
     const fingerprint = JSON.stringify(lags);
     stable = sourceDone && fingerprint === previous ? stable + 1 : 0;
     previous = fingerprint;
+    if (
+      stable >= needed - 1 &&
+      opts.kafka &&
+      (await anyUnread(opts.kafka, admin, lags, exactTopics))
+    )
+      stable = 0;
     if (stable >= needed - 1) return lags;
     await new Promise((r) => setTimeout(r, opts.pollMs ?? 1000));
   }
   throw new Error(
     `the aggregator did not catch up within ${Math.round(opts.timeoutMs / 1000)}s; lag: ${JSON.stringify(lags)}`,
   );
+}
+
+/** Whether any group has a record left to read on a topic outside `exactTopics` that shows lag. */
+async function anyUnread(
+  kafka: Kafka,
+  admin: Admin,
+  lags: GroupLag[],
+  exactTopics: string[],
+): Promise<boolean> {
+  for (const l of lags) {
+    for (const [topic, lag] of Object.entries(l.lagByTopic)) {
+      if (lag === 0 || exactTopics.includes(topic)) continue;
+      const unread = await unreadRecords({
+        kafka,
+        admin,
+        groupId: l.groupId,
+        topic,
+        limit: 1,
+      }).catch(() => ({ total: 1 }));
+      if (unread.total > 0) return true;
+    }
+  }
+  return false;
 }
 
 /**
@@ -115,6 +152,8 @@ export async function unreadRecords(args: {
   groupId: string;
   topic: string;
   timeoutMs?: number;
+  /** Stop reading once this many unread records were found. @defaultValue no limit */
+  limit?: number;
 }): Promise<{ total: number; byPartition: Record<number, number> }> {
   const { kafka, admin, topic } = args;
   const committed = (await admin.fetchOffsets({ groupId: args.groupId, topics: [topic] }))[0];
@@ -144,7 +183,9 @@ export async function unreadRecords(args: {
   const done = new Promise<void>((resolve, reject) => {
     settle = (err) => (err ? reject(err) : resolve());
   });
+  let found = 0;
   const check = () => {
+    if (args.limit !== undefined && found >= args.limit) return settle();
     for (const [p, w] of want) if ((reached.get(p) ?? w.from) < w.high) return;
     settle();
   };
@@ -174,8 +215,13 @@ export async function unreadRecords(args: {
         if (!w) return;
         for (const m of batch.messages) {
           const o = BigInt(m.offset);
-          if (o >= w.from && o < w.high) seen.get(batch.partition)?.add(m.offset);
+          const offsets = seen.get(batch.partition);
+          if (o >= w.from && o < w.high && offsets && !offsets.has(m.offset)) {
+            offsets.add(m.offset);
+            found++;
+          }
         }
+        check();
       },
     });
     check();
