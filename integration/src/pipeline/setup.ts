@@ -60,13 +60,12 @@ function kafkaOf(c: PipelineConfig): Kafka {
 }
 
 /**
- * Creates the source topic (`partitions` partitions) and the ClickHouse
- * tables when missing. Idempotent.
+ * Creates the deployment's topics (`partitions` partitions each) when
+ * missing, with the deployment's TLS/SASL settings. Idempotent.
  *
  * @param c - the deployment
- * @returns whether the raw events table got the hot-tier TTL
  */
-export async function setUpPipeline(c: PipelineConfig): Promise<{ ttl: boolean }> {
+export async function createPipelineTopics(c: PipelineConfig): Promise<void> {
   const admin = kafkaOf(c).admin();
   await admin.connect();
   try {
@@ -81,7 +80,17 @@ export async function setUpPipeline(c: PipelineConfig): Promise<{ ttl: boolean }
   } finally {
     await admin.disconnect();
   }
-  const ch = createClient({ url: c.clickhouseUrl });
+}
+
+/**
+ * Creates the ClickHouse tables (and the funnel view) when missing; the raw
+ * events table gets the hot-tier TTL where the server has TTL. Idempotent.
+ *
+ * @param c - the deployment
+ * @returns whether the raw events table got the hot-tier TTL
+ */
+export async function createPipelineTables(c: PipelineConfig): Promise<{ ttl: boolean }> {
+  const ch = createClient({ url: c.clickhouseUrl, request_timeout: 30_000 });
   try {
     const ttl = supportsTtl(await clickhouseVersion(ch));
     for (const query of tableDdl(c, ttl)) await ch.command({ query });
@@ -89,6 +98,20 @@ export async function setUpPipeline(c: PipelineConfig): Promise<{ ttl: boolean }
   } finally {
     await ch.close();
   }
+}
+
+/**
+ * Creates the source topic and the ClickHouse tables when missing
+ * ({@link createPipelineTopics}, then {@link createPipelineTables}). The
+ * services do the same at start, through `prepareDeployment`, which also
+ * checks every service's credentials first. Idempotent.
+ *
+ * @param c - the deployment
+ * @returns whether the raw events table got the hot-tier TTL
+ */
+export async function setUpPipeline(c: PipelineConfig): Promise<{ ttl: boolean }> {
+  await createPipelineTopics(c);
+  return createPipelineTables(c);
 }
 
 /**

@@ -1,9 +1,7 @@
-import { createClient } from "@clickhouse/client";
 import { Redis } from "ioredis";
-import { Kafka, logLevel } from "kafkajs";
 import { redactUrl } from "../env.js";
-import { kafkaClientConfig, type PipelineConfig } from "../pipeline/config.js";
-import { clickhouseVersion, pipelineTopics, supportsTtl, tableDdl } from "../pipeline/setup.js";
+import type { PipelineConfig } from "../pipeline/config.js";
+import { createPipelineTables, createPipelineTopics } from "../pipeline/setup.js";
 
 /** A service refused or failed the deployment's start-up; the message names it, never a password. */
 export class DeploymentError extends Error {
@@ -36,48 +34,22 @@ async function named<T>(
 }
 
 /**
- * What the services run at start: checks that Kafka, ClickHouse and Redis
- * accept the deployment's credentials (so wrong ones fail the start within
- * seconds, naming the service), then creates the source topic and the
- * ClickHouse tables when missing (idempotent, like `setUpPipeline`, with the
- * deployment's Kafka TLS/SASL settings), so the services start on an empty,
- * secured cluster too.
+ * What the services run at start: creates the source topic and the
+ * ClickHouse tables when missing (the same code as `setUpPipeline`:
+ * `createPipelineTopics`, `createPipelineTables`, with the deployment's
+ * TLS/SASL settings) and checks that Redis answers, so the services start on
+ * an empty, secured cluster too; a service that refuses the deployment's
+ * credentials fails the start within seconds, naming the service.
  *
  * @param c - the deployment
  * @returns whether the raw events table got the hot-tier TTL
  * @throws DeploymentError naming the service that refused or failed
  */
 export async function prepareDeployment(c: PipelineConfig): Promise<{ ttl: boolean }> {
-  const admin = new Kafka({
-    ...kafkaClientConfig(c, "sluice-setup"),
-    logLevel: logLevel.NOTHING,
-    retry: { retries: 3 },
-  }).admin();
-  await named("kafka", `Kafka at ${c.kafkaBrokers.join(",")}`, async () => {
-    await admin.connect();
-    try {
-      const existing = new Set(await admin.listTopics());
-      const missing = pipelineTopics(c).filter((t) => !existing.has(t));
-      if (missing.length > 0) {
-        await admin.createTopics({
-          waitForLeaders: true,
-          topics: missing.map((topic) => ({ topic, numPartitions: c.partitions })),
-        });
-      }
-    } finally {
-      await admin.disconnect();
-    }
-  });
-  const ttl = await named("clickhouse", `ClickHouse at ${redactUrl(c.clickhouseUrl)}`, async () => {
-    const ch = createClient({ url: c.clickhouseUrl, request_timeout: 30_000 });
-    try {
-      const withTtl = supportsTtl(await clickhouseVersion(ch));
-      for (const query of tableDdl(c, withTtl)) await ch.command({ query });
-      return withTtl;
-    } finally {
-      await ch.close();
-    }
-  });
+  await named("kafka", `Kafka at ${c.kafkaBrokers.join(",")}`, () => createPipelineTopics(c));
+  const { ttl } = await named("clickhouse", `ClickHouse at ${redactUrl(c.clickhouseUrl)}`, () =>
+    createPipelineTables(c),
+  );
   await named("redis", `Redis at ${redactUrl(c.redisUrl)}`, async () => {
     const redis = new Redis(c.redisUrl, {
       lazyConnect: true,
