@@ -294,5 +294,5 @@ writeResults("producer", {
   },
   targets: { sluice_vs_raw: 0.9, sluice_vs_naive: 20 },
   notes:
-    "(a), (a2) and (b) use kafkajs defaults (non-idempotent) with acks=all and lz4 on pre-encoded messages; (a) key+value only, (a2) the same records Sluice writes (2 headers + timestamp). (c) validates with ajv, JSON-encodes, partitions with murmur2, adds the headers, is idempotent, and resolves one promise per event. Medians of the rounds; the machine is shared (2 cores, several engineers), so figures are indicative and CPU-bound.",
+    "(a), (a2) and (b) use kafkajs defaults (non-idempotent) with acks=all and lz4 on pre-encoded messages; (a) key+value only, (a2) the same records Sluice writes (2 headers + timestamp). (c) validates with ajv, JSON-encodes, partitions with murmur2, adds the headers, is idempotent, resolves one promise per event, and writes its record batches with Sluice's own encoder (recordEncoder 'auto'). Medians of the rounds; the machine is shared (2 cores, several engineers), so figures are indicative and CPU-bound.",
 });
