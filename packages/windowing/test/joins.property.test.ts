@@ -81,6 +81,23 @@ function buildPattern(p: (typeof patterns)[number], within: number, grace: numbe
   return b;
 }
 
+/** Pattern results (id, bounds, value) and the late count equal the oracle's. */
+function expectPatternOracle(
+  out: {
+    results: readonly { id: string; windowStart: number; windowEnd: number; value: unknown }[];
+    late: readonly unknown[];
+  },
+  evs: Ev[],
+  cfg: Parameters<typeof patternOracle>[1],
+): void {
+  const got = out.results
+    .map((r) => `${r.id}@${r.windowStart}-${r.windowEnd}=${JSON.stringify(r.value)}`)
+    .sort();
+  const want = patternOracle(evs, cfg);
+  expect(got).toEqual(want.results);
+  expect(out.late.length).toBe(want.late);
+}
+
 describe("stream–stream join", () => {
   it("inner/left/outer equal the oracle for any arrival order, on 1 or 3 partitions", () => {
     fc.assert(
@@ -141,12 +158,7 @@ describe("pattern detection", () => {
             defineJob<Ev>({ source: { eventTime: "t" } }).match(buildPattern(p, within, grace)),
           );
           for (const e of evs) driver.pipe(e, { key: e.key, timestamp: e.t });
-          const got = driver.results
-            .map((r) => `${r.id}@${r.windowStart}-${r.windowEnd}=${JSON.stringify(r.value)}`)
-            .sort();
-          const want = patternOracle(evs, { ...p, within, grace });
-          expect(got).toEqual(want.results);
-          expect(driver.late.length).toBe(want.late);
+          expectPatternOracle(driver, evs, { ...p, within, grace });
         },
       ),
       { numRuns: 600 },
@@ -179,6 +191,55 @@ function runWithRestores(
   ].sort();
 }
 
+/**
+ * Runs an operator with a commit (drain into the changelog) or a crash after
+ * each record as `todo` says. A crash loses the output and state since the
+ * last commit, restores a fresh operator from the changelog and reads the
+ * records since that commit again (each crash point fires once).
+ */
+function runWithCrashes(
+  make: () => StateOperator,
+  feed: { key: string; value: unknown; t: number }[],
+  steps: ("run" | "commit" | "crash")[],
+): { out: ProcessorOutput<unknown>; fold: ChangelogFold; op: StateOperator } {
+  const out: ProcessorOutput<unknown> = { results: [], late: [] };
+  const fold = new ChangelogFold();
+  const commit = (o: StateOperator) => {
+    for (const c of encodeMutations(o.drainMutations(), undefined))
+      fold.apply(c.key, c.value === null ? null : Buffer.from(c.value));
+  };
+  const todo = [...steps];
+  let op = make();
+  let committed = { next: 0, results: 0, late: 0 };
+  for (let i = 0; i < feed.length; i++) {
+    const r = feed[i] as (typeof feed)[number];
+    op.process(r.key, r.value, r.t, out);
+    if (todo[i] === "commit") {
+      commit(op);
+      committed = { next: i + 1, results: out.results.length, late: out.late.length };
+    } else if (todo[i] === "crash") {
+      todo[i] = "run";
+      out.results.length = committed.results;
+      out.late.length = committed.late;
+      const state = fold.result();
+      op = make();
+      op.restore(state.windows, state.buffers, state.meta);
+      i = committed.next - 1;
+    }
+  }
+  commit(op);
+  return { out, fold, op };
+}
+
+/** Every log entry (`c<seq>`) left in the changelog holds a row at or after `horizon`. */
+function liveEntriesHoldUnexpired(fold: ChangelogFold, horizon: number): void {
+  for (const [k, v] of fold.entries()) {
+    if (v === null || !k.startsWith('["b","c')) continue;
+    const rows = JSON.parse(v.toString()) as { t: number }[];
+    expect(Math.max(...rows.map((x) => x.t))).toBeGreaterThanOrEqual(horizon);
+  }
+}
+
 describe("restore", () => {
   const cutArb = fc.array(fc.boolean(), { minLength: 60, maxLength: 60 });
 
@@ -202,60 +263,59 @@ describe("restore", () => {
     );
   });
 
-  it("a join drained at random commits and restored at random points equals the oracle; the changelog keeps only live log entries", () => {
-    const step = fc.constantFrom("run" as const, "commit" as const, "restore" as const);
+  const steps = fc.array(fc.constantFrom("run" as const, "commit" as const, "crash" as const), {
+    minLength: 60,
+    maxLength: 60,
+  });
+
+  it("a join committed and crashed at random points equals the oracle; the changelog keeps only live log entries", () => {
     fc.assert(
       fc.property(
         sideRecs,
-        fc.array(step, { minLength: 60, maxLength: 60 }),
+        steps,
         fc.constantFrom("inner" as const, "left" as const, "outer" as const),
         fc.integer({ min: 0, max: 30 }),
         fc.integer({ min: 0, max: 20 }),
-        (recs, steps, type, within, grace) => {
+        (recs, todo, type, within, grace) => {
           const job = defineJob<number>().join<number>(
             { topic: "right", schema: undefined as never },
             { within, grace, type },
           );
           const make = () => (job.definition.operator as (p: number) => StateOperator)(0);
-          const out: ProcessorOutput<unknown> = { results: [], late: [] };
-          const fold = new ChangelogFold();
-          const commit = (o: StateOperator) => {
-            for (const c of encodeMutations(o.drainMutations(), undefined))
-              fold.apply(c.key, c.value === null ? null : Buffer.from(c.value));
-          };
-          let op = make();
-          const todo = [...steps];
-          let committed = { next: 0, results: 0, late: 0 };
-          for (let i = 0; i < recs.length; i++) {
-            const r = recs[i] as SideRec;
-            op.process(r.key, { s: r.side, v: r.v }, r.t, out);
-            if (todo[i] === "commit") {
-              commit(op);
-              committed = { next: i + 1, results: out.results.length, late: out.late.length };
-            } else if (todo[i] === "restore") {
-              // a crash: output and state since the last commit are lost, the
-              // records since then are read again
-              todo[i] = "run";
-              out.results.length = committed.results;
-              out.late.length = committed.late;
-              const state = fold.result();
-              op = make();
-              op.restore(state.windows, state.buffers, state.meta);
-              i = committed.next - 1;
-            }
-          }
-          commit(op);
+          const feed = (recs as SideRec[]).map((r) => ({
+            key: r.key,
+            value: { s: r.side, v: r.v },
+            t: r.t,
+          }));
+          const { out, fold, op } = runWithCrashes(make, feed, todo);
           const got = out.results.map((r) => `${r.id}=${JSON.stringify(r.value)}`).sort();
           const want = streamJoinOracle(recs as SideRec[], { type, within, grace });
           expect(got).toEqual(want.results);
           expect(out.late.length).toBe(want.late);
           // every log entry left in the changelog still holds a record that has not expired
-          const st = op.streamTime;
-          for (const [k, v] of fold.entries()) {
-            if (v === null || !k.startsWith('["b","c')) continue;
-            const rows = JSON.parse(v.toString()) as { t: number }[];
-            expect(Math.max(...rows.map((x) => x.t))).toBeGreaterThanOrEqual(st - within - grace);
-          }
+          liveEntriesHoldUnexpired(fold, op.streamTime - within - grace);
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
+  it("a pattern committed and crashed at random points equals the oracle; the changelog keeps only live log entries", () => {
+    fc.assert(
+      fc.property(
+        events,
+        steps,
+        fc.constantFrom(...patterns),
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer({ min: 0, max: 30 }),
+        (evs, todo, p, within, grace) => {
+          const job = defineJob<Ev>().match(buildPattern(p, within, grace));
+          const make = () => (job.definition.operator as (p: number) => StateOperator)(0);
+          const feed = evs.map((e) => ({ key: e.key, value: e, t: e.t }));
+          const { out, fold, op } = runWithCrashes(make, feed, todo);
+          expectPatternOracle(out, evs, { ...p, within, grace });
+          // pending events: an entry lives while one of its events is not sealed
+          liveEntriesHoldUnexpired(fold, op.streamTime - grace);
         },
       ),
       { numRuns: 400 },

@@ -9,6 +9,7 @@ import {
   tumbling,
   WindowingError,
 } from "../src/index.js";
+import { ChangelogFold, encodeMutations } from "../src/internal/changelog-codec.js";
 import type { StateOperator } from "../src/internal/operator.js";
 import type { ProcessorOutput } from "../src/internal/processor.js";
 
@@ -104,6 +105,43 @@ describe("stream–stream join state", () => {
     expect(out.results.filter((r) => r.id.startsWith("100:")).length).toBe(2 + 48);
     expect(written()).toEqual(["meta", "s:1", "c0:null", "c2:2"]);
     expect(op.openWindows).toBe(3);
+  });
+});
+
+describe("pattern state", () => {
+  it("events waiting for their grace are one log entry per commit; restore keeps only the events not sealed yet", () => {
+    const job = defineJob<Ev>().match(
+      pattern<Ev>({ within: 100, grace: 10 }).step("buy", (e) => e.type === "buy"),
+    );
+    const make = () => (job.definition.operator as (p: number) => StateOperator)(0);
+    const fold = new ChangelogFold();
+    const out: ProcessorOutput<unknown> = { results: [], late: [] };
+    const commit = (o: StateOperator) => {
+      const ms = o.drainMutations();
+      for (const c of encodeMutations(ms, undefined)) fold.apply(c.key, c.value);
+      return ms.map((m) =>
+        m.kind === "buffer" ? `${m.key}:${m.value === null ? "null" : m.value.length}` : m.kind,
+      );
+    };
+    const ev = (user: string, type: string, ts: number) => ({ user, type, ts });
+    let op = make();
+    op.process("a", ev("a", "buy", 0), 0, out);
+    op.process("a", ev("a", "buy", 5), 5, out);
+    op.process("b", ev("b", "other", 1), 1, out);
+    expect(commit(op)).toEqual(["meta", "c0:3"]);
+    // stream time 12: the buy at 0 is sealed and matched, the one at 5 still waits
+    op.process("b", ev("b", "other", 12), 12, out);
+    expect(out.results.map((r) => r.id)).toEqual(["0:0:a"]);
+    expect(commit(op)).toEqual(["meta", "c1:1"]);
+    // a crash: the restored operator must not match the sealed buy at 0 again
+    const state = fold.result();
+    op = make();
+    op.restore(state.windows, state.buffers, state.meta);
+    expect(op.openWindows).toBe(2); // a's buy at 5 and b's event at 12
+    op.process("b", ev("b", "other", 30), 30, out);
+    expect(out.results.map((r) => r.id)).toEqual(["0:0:a", "5:0:a"]);
+    // both entries' events are sealed now: deleted
+    expect(commit(op)).toEqual(["meta", "c0:null", "c1:null", "c2:1"]);
   });
 });
 

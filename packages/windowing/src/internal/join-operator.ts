@@ -3,7 +3,7 @@
 // the joined stream or table; both sides share the partition through the
 // job's repartition topic, so a key's records of both sides meet here.
 import { windowResultId } from "../window-result.js";
-import { type BufferedEntry, BufferedOperator } from "./operator.js";
+import { type BufferedEntry, BufferedOperator, RecordLog } from "./operator.js";
 import type { ProcessorOutput, StateMutation, StoredMeta, StoredWindow } from "./processor.js";
 
 export interface Sided {
@@ -36,7 +36,6 @@ const SEP = "\u0000";
 const TIMES = "s";
 /** Prefix of the log entries (`c<seq>`) and of their expiry timers; key ids start with `0` or `1`. */
 const LOG = "c";
-const LOG_CODE = 99;
 
 /** Identity of a join result: both records' event times and occurrence numbers, then the key. */
 export function joinResultId(
@@ -85,15 +84,12 @@ export class StreamJoinOperator extends BufferedOperator {
   private readonly added: Rec[] = [];
   /** Records of earlier log entries matched for the first time since the last drain. */
   private readonly marks: Rec[] = [];
-  /** Log entries in the changelog, by sequence number. */
-  private readonly live = new Map<number, BufferedEntry[]>();
-  /** Log entries whose records have all expired: tombstones for the next drain. */
-  private readonly dead: number[] = [];
-  private seq = 0;
+  private readonly log: RecordLog;
 
   constructor(cfg: StreamJoinConfig, partition: number) {
     super(partition);
     this.cfg = cfg;
+    this.log = new RecordLog(LOG, (maxT) => maxT + cfg.withinMs + cfg.graceMs + 1);
   }
 
   override get openWindows(): number {
@@ -165,9 +161,8 @@ export class StreamJoinOperator extends BufferedOperator {
   }
 
   protected onTimer(id: string, out: ProcessorOutput<unknown>): void {
-    if (id.charCodeAt(0) === LOG_CODE) {
-      const seq = Number(id.slice(1));
-      if (this.live.delete(seq)) this.dead.push(seq);
+    if (this.log.owns(id)) {
+      this.log.expire(id);
       return;
     }
     const recs = this.bufs.get(id);
@@ -203,22 +198,16 @@ export class StreamJoinOperator extends BufferedOperator {
   protected onRestore(): void {}
 
   /** Rows of the log entry the next drain writes; records expired before it are left out. */
-  private pendingRows(seq: number | undefined): { rows: BufferedEntry[]; maxT: number } {
+  private pendingRows(seq: number | undefined): BufferedEntry[] {
     const horizon = this.streamTime - this.cfg.withinMs - this.cfg.graceMs;
     const rows: BufferedEntry[] = [];
-    let maxT = Number.NEGATIVE_INFINITY;
     for (const r of this.added) {
       if (r.t < horizon) continue;
       if (seq !== undefined) r.d = seq;
       rows.push({ t: r.t, v: [r.id, r.o, r.m, r.v] });
-      if (r.t > maxT) maxT = r.t;
     }
-    for (const r of this.marks) {
-      if (r.t < horizon) continue;
-      rows.push({ t: r.t, v: [r.id, r.o] });
-      if (r.t > maxT) maxT = r.t;
-    }
-    return { rows, maxT };
+    for (const r of this.marks) if (r.t >= horizon) rows.push({ t: r.t, v: [r.id, r.o] });
+    return rows;
   }
 
   override drainMutations(): StateMutation[] {
@@ -227,28 +216,16 @@ export class StreamJoinOperator extends BufferedOperator {
       out.push({ kind: "buffer", key: TIMES, value: [{ t: this.lt, v: this.rt }] });
       this.timesDirty = false;
     }
-    for (const seq of this.dead) out.push({ kind: "buffer", key: LOG + seq, value: null });
-    this.dead.length = 0;
-    const seq = this.seq;
-    const { rows, maxT } = this.pendingRows(seq);
+    out.push(...this.log.drain(this.pendingRows(this.log.next), this.timers));
     this.added.length = 0;
     this.marks.length = 0;
-    if (rows.length > 0) {
-      this.seq++;
-      this.live.set(seq, rows);
-      this.timers.push(maxT + this.cfg.withinMs + this.cfg.graceMs + 1, LOG + seq);
-      out.push({ kind: "buffer", key: LOG + seq, value: rows });
-    }
     return out;
   }
 
   override snapshot(): StateMutation[] {
     const out = super.snapshot();
     out.push({ kind: "buffer", key: TIMES, value: [{ t: this.lt, v: this.rt }] });
-    for (const [seq, rows] of this.live) out.push({ kind: "buffer", key: LOG + seq, value: rows });
-    // not yet drained: under the key the next drain writes
-    const { rows } = this.pendingRows(undefined);
-    if (rows.length > 0) out.push({ kind: "buffer", key: LOG + this.seq, value: rows });
+    out.push(...this.log.snapshot(this.pendingRows(undefined)));
     return out;
   }
 
@@ -259,21 +236,15 @@ export class StreamJoinOperator extends BufferedOperator {
   ): void {
     super.restore(windows, [], meta);
     const { withinMs, graceMs } = this.cfg;
-    const logs: [number, BufferedEntry[]][] = [];
-    for (const [id, entries] of buffers) {
-      if (id === TIMES) {
-        this.lt = finiteOr(entries[0]?.t);
-        this.rt = finiteOr(entries[0]?.v);
-      } else if (id.charCodeAt(0) === LOG_CODE) logs.push([Number(id.slice(1)), entries]);
+    const all = [...buffers];
+    for (const [id, entries] of all) {
+      if (id !== TIMES) continue;
+      this.lt = finiteOr(entries[0]?.t);
+      this.rt = finiteOr(entries[0]?.v);
     }
-    logs.sort((a, b) => a[0] - b[0]);
     const horizon = this.streamTime - withinMs - graceMs;
-    for (const [seq, rows] of logs) {
-      this.live.set(seq, rows);
-      if (seq >= this.seq) this.seq = seq + 1;
-      let maxT = Number.NEGATIVE_INFINITY;
+    for (const [seq, rows] of this.log.restore(all, this.timers)) {
       for (const row of rows) {
-        if (row.t > maxT) maxT = row.t;
         // expired at the restored stream time: already emitted if unmatched
         if (row.t < horizon) continue;
         const x = row.v as [string, number, (0 | 1)?, unknown?];
@@ -289,7 +260,6 @@ export class StreamJoinOperator extends BufferedOperator {
         else this.bufs.set(id, [rec]);
         this.timers.push(row.t + withinMs + graceMs + 1, id);
       }
-      this.timers.push(maxT + withinMs + graceMs + 1, LOG + seq);
     }
   }
 

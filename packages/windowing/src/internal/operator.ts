@@ -47,6 +47,95 @@ export interface StateOperator {
 export type OperatorFactory = (partition: number) => StateOperator;
 
 /**
+ * Changelog layout for buffered records that expire with stream time: an
+ * append-only log, one entry `<prefix><seq>` per drain (per commit) with the
+ * rows written since the previous drain, however many keys they touch. An
+ * entry gets a timer at the time all its rows have expired and is deleted
+ * (tombstone at the next drain) when it comes due; nothing is written when a
+ * single record expires. Restore replays the live entries in sequence order.
+ * The prefix doubles as the timer id namespace of the entries, so the
+ * operator's other timer ids must not start with it.
+ */
+export class RecordLog {
+  private readonly prefix: string;
+  /** Time at which every row with event time <= maxT has expired. */
+  private readonly dueAt: (maxT: number) => number;
+  private readonly live = new Map<number, BufferedEntry[]>();
+  private readonly dead: number[] = [];
+  private seq = 0;
+
+  constructor(prefix: string, dueAt: (maxT: number) => number) {
+    this.prefix = prefix;
+    this.dueAt = dueAt;
+  }
+
+  /** Sequence number of the entry the next drain writes. */
+  get next(): number {
+    return this.seq;
+  }
+
+  /** Whether a state or timer id belongs to this log. */
+  owns(id: string): boolean {
+    return id.startsWith(this.prefix);
+  }
+
+  /** An entry's timer came due: all its rows have expired. */
+  expire(id: string): void {
+    const seq = Number(id.slice(this.prefix.length));
+    if (this.live.delete(seq)) this.dead.push(seq);
+  }
+
+  /** Mutations of one drain: tombstones of expired entries, then `rows` as a new entry (if any). */
+  drain(rows: BufferedEntry[], timers: MinHeap): StateMutation[] {
+    const out: StateMutation[] = [];
+    for (const seq of this.dead) out.push({ kind: "buffer", key: this.prefix + seq, value: null });
+    this.dead.length = 0;
+    if (rows.length === 0) return out;
+    const seq = this.seq++;
+    this.live.set(seq, rows);
+    timers.push(this.dueAt(maxTime(rows)), this.prefix + seq);
+    out.push({ kind: "buffer", key: this.prefix + seq, value: rows });
+    return out;
+  }
+
+  /** The live entries, plus `pending` rows under the key the next drain writes. */
+  snapshot(pending: BufferedEntry[]): StateMutation[] {
+    const out: StateMutation[] = [];
+    for (const [seq, rows] of this.live)
+      out.push({ kind: "buffer", key: this.prefix + seq, value: rows });
+    if (pending.length > 0)
+      out.push({ kind: "buffer", key: this.prefix + this.seq, value: pending });
+    return out;
+  }
+
+  /**
+   * Takes this log's entries from restored state; returns them in sequence
+   * order (the order they were written) and registers their timers.
+   */
+  restore(
+    buffers: Iterable<[string, BufferedEntry[]]>,
+    timers: MinHeap,
+  ): [number, BufferedEntry[]][] {
+    const logs: [number, BufferedEntry[]][] = [];
+    for (const [id, rows] of buffers)
+      if (this.owns(id)) logs.push([Number(id.slice(this.prefix.length)), rows]);
+    logs.sort((a, b) => a[0] - b[0]);
+    for (const [seq, rows] of logs) {
+      this.live.set(seq, rows);
+      if (seq >= this.seq) this.seq = seq + 1;
+      timers.push(this.dueAt(maxTime(rows)), this.prefix + seq);
+    }
+    return logs;
+  }
+}
+
+function maxTime(rows: readonly BufferedEntry[]): number {
+  let m = Number.NEGATIVE_INFINITY;
+  for (const r of rows) if (r.t > m) m = r.t;
+  return m;
+}
+
+/**
  * Base of the join and pattern operators: state is a map of entry lists
  * (each list one compacted changelog entry, kind `buffer`), plus stream time
  * in the metadata entry; timers on stream time in a min-heap.

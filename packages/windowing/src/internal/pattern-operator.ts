@@ -4,8 +4,8 @@
 // order to a small sequence matcher: one partial match per key, steps matched
 // in order with skipping of irrelevant events, optional middle steps, a time
 // bound from the first event, and an optional final absence step.
-import { type BufferedEntry, BufferedOperator } from "./operator.js";
-import type { ProcessorOutput } from "./processor.js";
+import { type BufferedEntry, BufferedOperator, RecordLog } from "./operator.js";
+import type { ProcessorOutput, StateMutation, StoredMeta, StoredWindow } from "./processor.js";
 
 export interface PatternStepConfig {
   name: string;
@@ -36,18 +36,39 @@ interface Partial {
 const SEP = "\u0000";
 const PENDING = `e${SEP}`;
 const PARTIAL = `m${SEP}`;
+/** Timer ids: `k<key>` for a key, `c<seq>` for a log entry of pending events. */
+const KEY = "k";
+const LOG = "c";
 
 /** Identity of a match: first event time, its occurrence among same-time events of the key, the key. */
 export function matchId(key: string, start: number, occurrence: number): string {
   return `${start}:${occurrence}:${key}`;
 }
 
+/**
+ * State layout: partial matches are one changelog entry per key (`m SEP key`);
+ * events waiting for their grace to pass live in memory per key and in the
+ * changelog as an append-only log (one entry per commit, see
+ * {@link RecordLog}), so buffering and sealing events writes nothing per
+ * key. Restore keeps the logged events not yet sealed at the restored stream
+ * time (event time >= stream time - grace), in arrival order.
+ */
 export class PatternOperator extends BufferedOperator {
   private readonly cfg: PatternConfig;
+  /** Events per key not yet sealed, in arrival order. */
+  private readonly pending = new Map<string, BufferedEntry[]>();
+  /** Events added since the last drain, with their keys. */
+  private readonly added: { key: string; e: BufferedEntry }[] = [];
+  private readonly log: RecordLog;
 
   constructor(cfg: PatternConfig, partition: number) {
     super(partition);
     this.cfg = cfg;
+    this.log = new RecordLog(LOG, (maxT) => maxT + cfg.graceMs + 1);
+  }
+
+  override get openWindows(): number {
+    return super.openWindows + this.pending.size;
   }
 
   process(
@@ -58,23 +79,32 @@ export class PatternOperator extends BufferedOperator {
     offset?: string,
   ): void {
     if (!this.admit(key, value, timestamp, this.cfg.graceMs, out, offset)) return;
-    const id = PENDING + key;
-    this.set(id, [...(this.get(id) ?? []), { t: timestamp, v: value }]);
-    this.timers.push(timestamp + this.cfg.graceMs + 1, key);
+    const e: BufferedEntry = { t: timestamp, v: value };
+    const list = this.pending.get(key);
+    if (list) list.push(e);
+    else this.pending.set(key, [e]);
+    this.added.push({ key, e });
+    this.timers.push(timestamp + this.cfg.graceMs + 1, KEY + key);
   }
 
   /** Seals the key's events that can no longer be preceded, then checks its deadline. */
-  protected onTimer(key: string, out: ProcessorOutput<unknown>): void {
+  protected onTimer(id: string, out: ProcessorOutput<unknown>): void {
+    if (this.log.owns(id)) {
+      this.log.expire(id);
+      return;
+    }
+    const key = id.slice(KEY.length);
     const watermark = this.streamTime - this.cfg.graceMs;
-    const pid = PENDING + key;
-    const pending = this.get(pid);
+    const pending = this.pending.get(key);
     if (pending) {
       const sealed = pending.filter((e) => e.t < watermark);
       if (sealed.length > 0) {
-        this.set(
-          pid,
-          pending.filter((e) => e.t >= watermark),
-        );
+        if (sealed.length === pending.length) this.pending.delete(key);
+        else
+          this.pending.set(
+            key,
+            pending.filter((e) => e.t >= watermark),
+          );
         sealed.sort((a, b) => a.t - b.t);
         let o = 0;
         for (let i = 0; i < sealed.length; i++) {
@@ -156,19 +186,67 @@ export class PatternOperator extends BufferedOperator {
       return;
     }
     this.store(key, started);
-    this.timers.push(t + withinMs + this.cfg.graceMs + 1, key);
+    this.timers.push(t + withinMs + this.cfg.graceMs + 1, KEY + key);
   }
 
-  protected onRestore(id: string, entries: BufferedEntry[]): void {
-    const key = id.slice(2);
-    if (id.startsWith(PENDING)) {
-      for (const t of new Set(entries.map((e) => e.t)))
-        this.timers.push(t + this.cfg.graceMs + 1, key);
-    } else {
-      const p = entries[0]?.v as Partial | undefined;
-      const start = p?.ev[0]?.t;
-      if (start !== undefined)
-        this.timers.push(start + this.cfg.withinMs + this.cfg.graceMs + 1, key);
+  /** Logged rows of the events added since the last drain and not sealed yet. */
+  private pendingRows(): BufferedEntry[] {
+    const watermark = this.streamTime - this.cfg.graceMs;
+    const rows: BufferedEntry[] = [];
+    for (const { key, e } of this.added) if (e.t >= watermark) rows.push({ t: e.t, v: [key, e.v] });
+    return rows;
+  }
+
+  override drainMutations(): StateMutation[] {
+    const out = super.drainMutations();
+    out.push(...this.log.drain(this.pendingRows(), this.timers));
+    this.added.length = 0;
+    return out;
+  }
+
+  override snapshot(): StateMutation[] {
+    return [...super.snapshot(), ...this.log.snapshot(this.pendingRows())];
+  }
+
+  override restore(
+    windows: Iterable<StoredWindow>,
+    buffers: Iterable<[string, BufferedEntry[]]>,
+    meta?: StoredMeta,
+  ): void {
+    const all = [...buffers];
+    super.restore(
+      windows,
+      all.filter(([id]) => !this.log.owns(id)),
+      meta,
+    );
+    // events already sealed at the restored stream time were fed to the matcher
+    const watermark = this.streamTime - this.cfg.graceMs;
+    for (const [, rows] of this.log.restore(all, this.timers)) {
+      for (const row of rows) {
+        if (row.t < watermark) continue;
+        const [key, v] = row.v as [string, unknown];
+        const e: BufferedEntry = { t: row.t, v };
+        const list = this.pending.get(key);
+        if (list) list.push(e);
+        else this.pending.set(key, [e]);
+        this.timers.push(row.t + this.cfg.graceMs + 1, KEY + key);
+      }
     }
+  }
+
+  protected override inspected(): Iterable<[string, BufferedEntry[]]> {
+    return [
+      ...super.inspected(),
+      ...[...this.pending].map(([key, list]): [string, BufferedEntry[]] => [PENDING + key, list]),
+    ];
+  }
+
+  /** Re-registers the deadline of a restored partial match. */
+  protected onRestore(id: string, entries: BufferedEntry[]): void {
+    const key = id.slice(PARTIAL.length);
+    const p = entries[0]?.v as Partial | undefined;
+    const start = p?.ev[0]?.t;
+    if (start !== undefined)
+      this.timers.push(start + this.cfg.withinMs + this.cfg.graceMs + 1, KEY + key);
   }
 }
