@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import type { Admin, Kafka } from "kafkajs";
 import { WindowingError } from "../windowing-error.js";
 import { ChangelogFold } from "./changelog-codec.js";
+import { createReadCommittedConsumer } from "./read-committed.js";
 
 export async function readChangelog(args: {
   kafka: Kafka;
@@ -50,7 +51,7 @@ export async function readChangelog(args: {
       offset: start.get(o.partition) ?? o.high,
     })),
   });
-  const consumer = kafka.consumer({
+  const consumer = createReadCommittedConsumer(kafka, {
     groupId,
     readUncommitted: false,
     maxBytesPerPartition: 8 * 1024 * 1024,

@@ -26,6 +26,7 @@ import { publish } from "./channels.js";
 import type { JobDefinition } from "./definition.js";
 import { type EngineOutput, PartitionEngine } from "./engine.js";
 import { Mutex } from "./mutex.js";
+import { createReadCommittedConsumer } from "./read-committed.js";
 
 interface Unit {
   topic: string;
@@ -138,7 +139,7 @@ export class KafkaRuntime {
         this.aloProducer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 5 });
         await this.aloProducer.connect();
       }
-      this.consumer = this.kafka.consumer({
+      this.consumer = createReadCommittedConsumer(this.kafka, {
         groupId: this.opts.applicationId,
         readUncommitted: false,
         sessionTimeout: this.opts.sessionTimeoutMs,
