@@ -41,7 +41,12 @@ import {
   subscribeTopPages,
   type TopPagesSubscriber,
 } from "../src/e2e/top-pages-subscriber.js";
-import { formatTraceSummary, summarizeTraces, type TraceSummary } from "../src/e2e/trace.js";
+import {
+  formatTraceSummary,
+  NO_TRACE,
+  summarizeTraces,
+  type TraceSummary,
+} from "../src/e2e/trace.js";
 import { uniqueName } from "../src/env.js";
 import { computeGroundTruth, createRandom, generateEvents } from "../src/generator/index.js";
 import { type PipelineConfig, pipelineConfig } from "../src/pipeline/config.js";
@@ -211,13 +216,7 @@ describe("end-to-end fault suite", () => {
     const traces = () =>
       summarizeTraces(logDir, t0).then(
         (t) => t,
-        (): TraceSummary => ({
-          lines: 0,
-          restores: 0,
-          rebalances: 0,
-          warnings: [],
-          regressions: [],
-        }),
+        (): TraceSummary => NO_TRACE,
       );
     const partialReport = async (err: unknown) => {
       console.log(
@@ -447,7 +446,8 @@ describe("end-to-end fault suite", () => {
         fleet: fleet.events,
         invariants,
         finalLags,
-        streamTimeRegressions: trace.regressions,
+        staleRestores: trace.staleRestores,
+        stalledJobs: trace.stalls,
         sessions: diffRows(truth.sessions, results.sessions),
         minuteCounts: diffRows(truth.minuteCounts, results.minuteCounts),
         redisMinuteCounts: diffRows(truth.minuteCounts, results.redisMinuteCounts),

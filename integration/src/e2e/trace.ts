@@ -15,22 +15,31 @@ export interface TraceLine {
   revoked?: number[];
   message?: string;
   committed?: Record<string, string>;
+  total?: Record<string, number>;
 }
 
-/** A job partition whose stream time went backwards: it resumed from older state. */
-export interface StreamTimeRegression {
+/** A restore that came back with a stream time older than one already committed: stale state. */
+export interface StaleRestore {
   applicationId: string;
   partition: number;
-  /** When, since the start of the run. */
+  /** When the restored partition first committed, since the start of the run. */
   atMs: number;
-  /** Stream time reached before (by any process) and the one reported now. */
+  /** Stream time committed before (by `previousPid`) and the one the restored partition resumed at. */
   before: number;
   after: number;
-  /** Process that reported the older stream time, and the one that had reached the newer. */
   pid: number;
   previousPid: number;
-  /** The group's committed offsets of the partition when this process restored it, if traced. */
+  /** The group's committed offsets of the partition when `pid` restored it, if traced. */
   committedAtRestore?: Record<string, string>;
+}
+
+/** A job whose commit count stopped moving in a process that kept running. */
+export interface StalledJob {
+  applicationId: string;
+  pid: number;
+  /** Last time its count moved, and the last trace line of the process, since the start of the run. */
+  lastCommitMs: number;
+  lastSeenMs: number;
 }
 
 /** What the aggregators' traces of one run show. */
@@ -39,28 +48,47 @@ export interface TraceSummary {
   restores: number;
   rebalances: number;
   warnings: string[];
-  /** Steps back larger than the threshold, largest first. */
-  regressions: StreamTimeRegression[];
+  sinkFailures: number;
+  staleRestores: StaleRestore[];
+  stalls: StalledJob[];
 }
 
+/** An empty summary (no trace files). */
+export const NO_TRACE: TraceSummary = {
+  lines: 0,
+  restores: 0,
+  rebalances: 0,
+  warnings: [],
+  sinkFailures: 0,
+  staleRestores: [],
+  stalls: [],
+};
+
 /**
- * Reads every `*.trace.jsonl` of a run's log directory and looks for job
- * partitions whose stream time went back by more than `thresholdMs` of event
- * time: a new owner (or a restarted process) that resumed from state older
- * than what had been committed. Uncommitted work lost to a SIGKILL moves it
- * back by about one commit interval's worth of events; stale state moves it
- * back by much more.
+ * Reads every `*.trace.jsonl` of a run's log directory and looks for
+ *
+ * - stale restores: the first stream time a process commits for a partition
+ *   after restoring it, lower by more than `thresholdMs` of event time than a
+ *   stream time some process had committed before. A stream time counts as
+ *   committed once the same process commits the partition again without
+ *   restoring it in between (stream times are published just before each
+ *   partition's transaction commits; a fenced or failed commit drops the
+ *   partition, so the next one follows a restore);
+ * - stalls: a job whose commit count did not move for `stallMs` while its
+ *   process kept running.
  *
  * @param dir - the run's log directory
  * @param t0 - start of the run (wall clock, for relative times)
- * @param thresholdMs - event time a step back must exceed to be listed
+ * @param opts - thresholds
  * @returns the summary
  */
 export async function summarizeTraces(
   dir: string,
   t0: number,
-  thresholdMs = 15 * 60_000,
+  opts: { thresholdMs?: number; stallMs?: number } = {},
 ): Promise<TraceSummary> {
+  const thresholdMs = opts.thresholdMs ?? 60_000;
+  const stallMs = opts.stallMs ?? 120_000;
   const files = (await readdir(dir).catch(() => [] as string[])).filter((f) =>
     f.endsWith(".trace.jsonl"),
   );
@@ -77,38 +105,78 @@ export async function summarizeTraces(
     }
   }
   lines.sort((a, b) => a.t - b.t);
-  const highest = new Map<string, { st: number; pid: number }>();
+
+  // Per job partition: the highest committed stream time, and per process its
+  // last published (not yet confirmed) one and whether it restored since.
+  const committed = new Map<string, { st: number; pid: number }>();
+  const pending = new Map<string, { st: number; fresh: boolean }>();
   const committedAt = new Map<string, Record<string, string>>();
-  const regressions: StreamTimeRegression[] = [];
+  const staleRestores: StaleRestore[] = [];
   for (const l of lines) {
     const k = `${l.applicationId}/${l.partition}`;
-    if (l.ch === "committed-at-restore" && l.committed)
-      committedAt.set(`${l.pid}/${k}`, l.committed);
+    const mine = `${l.pid}/${k}`;
+    if (l.ch === "restore") {
+      pending.set(mine, { st: Number.NEGATIVE_INFINITY, fresh: true });
+      continue;
+    }
+    if (l.ch === "committed-at-restore" && l.committed) committedAt.set(mine, l.committed);
     if (l.ch !== "stream-time" || l.streamTime === undefined) continue;
-    const h = highest.get(k);
-    if (h && h.st - l.streamTime > thresholdMs) {
-      regressions.push({
-        applicationId: l.applicationId ?? "",
-        partition: l.partition ?? -1,
-        atMs: l.t - t0,
-        before: h.st,
-        after: l.streamTime,
-        pid: l.pid,
-        previousPid: h.pid,
-        ...(committedAt.has(`${l.pid}/${k}`)
-          ? { committedAtRestore: committedAt.get(`${l.pid}/${k}`) }
-          : {}),
+    const p = pending.get(mine);
+    if (p && !p.fresh && Number.isFinite(p.st)) {
+      // Committed again without a restore: the previous one committed.
+      const c = committed.get(k);
+      if (!c || p.st > c.st) committed.set(k, { st: p.st, pid: l.pid });
+    }
+    if (p?.fresh) {
+      const c = committed.get(k);
+      if (c && c.st - l.streamTime > thresholdMs) {
+        staleRestores.push({
+          applicationId: l.applicationId ?? "",
+          partition: l.partition ?? -1,
+          atMs: l.t - t0,
+          before: c.st,
+          after: l.streamTime,
+          pid: l.pid,
+          previousPid: c.pid,
+          ...(committedAt.has(mine) ? { committedAtRestore: committedAt.get(mine) } : {}),
+        });
+      }
+    }
+    pending.set(mine, { st: l.streamTime, fresh: false });
+  }
+
+  // Stalls: per process and job, when the commit count last moved.
+  const moved = new Map<string, { count: number; at: number; app: string; pid: number }>();
+  const lastSeen = new Map<number, number>();
+  for (const l of lines) {
+    lastSeen.set(l.pid, l.t);
+    if (l.ch !== "commits" || !l.total) continue;
+    for (const [app, count] of Object.entries(l.total)) {
+      const key = `${l.pid}/${app}`;
+      const m = moved.get(key);
+      if (!m || count !== m.count) moved.set(key, { count, at: l.t, app, pid: l.pid });
+    }
+  }
+  const stalls: StalledJob[] = [];
+  for (const m of moved.values()) {
+    const seen = lastSeen.get(m.pid) ?? m.at;
+    if (seen - m.at >= stallMs) {
+      stalls.push({
+        applicationId: m.app,
+        pid: m.pid,
+        lastCommitMs: m.at - t0,
+        lastSeenMs: seen - t0,
       });
     }
-    if (!h || l.streamTime > h.st) highest.set(k, { st: l.streamTime, pid: l.pid });
   }
-  regressions.sort((a, b) => b.before - b.after - (a.before - a.after));
   return {
     lines: lines.length,
     restores: lines.filter((l) => l.ch === "restore").length,
     rebalances: lines.filter((l) => l.ch === "rebalance").length,
     warnings: [...new Set(lines.filter((l) => l.ch === "warning").map((l) => l.message ?? ""))],
-    regressions,
+    sinkFailures: lines.filter((l) => l.ch === "sink-batch-failed").length,
+    staleRestores,
+    stalls,
   };
 }
 
@@ -116,25 +184,33 @@ export async function summarizeTraces(
  * A few readable lines about a run's traces for the report.
  *
  * @param s - the summary
- * @param namespace - prefix stripped from application ids
+ * @param namespace - prefix stripped from application ids and topics
  * @returns printable text
  */
 export function formatTraceSummary(s: TraceSummary, namespace: string): string {
-  const app = (a: string) => (a.startsWith(namespace) ? a.slice(namespace.length + 1) : a);
+  const short = (a: string) => (a.startsWith(namespace) ? a.slice(namespace.length + 1) : a);
+  const secs = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
   const out = [
     `trace: ${s.lines} lines, ${s.restores} partition restores, ${s.rebalances} rebalances, ` +
-      `${s.regressions.length} stream-time steps back over 15 min of event time`,
+      `${s.sinkFailures} failed sink batches, ${s.staleRestores.length} stale restores, ` +
+      `${s.stalls.length} stalled jobs`,
   ];
-  for (const r of s.regressions.slice(0, 8)) {
+  for (const r of s.staleRestores.slice(0, 8)) {
     out.push(
-      `  ${app(r.applicationId)}/${r.partition} at ${(r.atMs / 1000).toFixed(1)}s: pid ${r.pid} ` +
-        `resumed at ${new Date(r.after).toISOString()}, pid ${r.previousPid} had reached ` +
-        `${new Date(r.before).toISOString()} (${((r.before - r.after) / 60_000).toFixed(0)} min back)` +
+      `  stale restore ${short(r.applicationId)}/${r.partition} at ${secs(r.atMs)}: pid ${r.pid} ` +
+        `resumed at ${new Date(r.after).toISOString()}, pid ${r.previousPid} had committed ` +
+        `${new Date(r.before).toISOString()}` +
         (r.committedAtRestore
-          ? `; committed offsets at its restore: ${Object.entries(r.committedAtRestore)
-              .map(([t, o]) => `${app(t)} ${o}`)
+          ? `; committed offsets at the restore: ${Object.entries(r.committedAtRestore)
+              .map(([t, o]) => `${short(t)} ${o}`)
               .join(", ")}`
           : ""),
+    );
+  }
+  for (const j of s.stalls.slice(0, 8)) {
+    out.push(
+      `  stalled ${short(j.applicationId)} in pid ${j.pid}: no commit from ${secs(j.lastCommitMs)} ` +
+        `to ${secs(j.lastSeenMs)}`,
     );
   }
   for (const w of s.warnings.slice(0, 8)) out.push(`  warning: ${w.slice(0, 200)}`);
