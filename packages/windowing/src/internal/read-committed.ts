@@ -99,11 +99,14 @@ export function markAbortedRecords(partition: FetchedPartition): number {
     if (current === undefined || batch.firstOffset !== current.firstOffset) {
       current = batch;
       aborted = false;
-      if (BigInt(batch.producerId) >= 0n) {
-        const last = BigInt(batch.firstOffset) + BigInt(batch.lastOffsetDelta);
-        while (next < pending.length && (pending[next] as { first: bigint }).first <= last) {
-          active.add((pending[next] as { producerId: string }).producerId);
-          next++;
+      // a producer id of -1: a batch without one (never transactional)
+      if (!String(batch.producerId).startsWith("-")) {
+        if (next < pending.length) {
+          const last = BigInt(batch.firstOffset) + BigInt(batch.lastOffsetDelta);
+          while (next < pending.length && (pending[next] as { first: bigint }).first <= last) {
+            active.add((pending[next] as { producerId: string }).producerId);
+            next++;
+          }
         }
         if (batch.isControlBatch) {
           if (isAbortMarker(record)) active.delete(batch.producerId);
