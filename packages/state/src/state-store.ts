@@ -294,13 +294,26 @@ export const kWriteRestoredCheckpoint: unique symbol = Symbol("sluice.state.writ
  * @since 0.1.0
  */
 export class PartitionState<V = unknown> {
+  // The partition's current map of uncheckpointed key-value changes while the
+  // store is open, null from the moment it starts closing. Held here so that
+  // an update is one load and one Map.set: the store rebinds it whenever it
+  // swaps the partition's changes (checkpoint, wipe, restore) and on close.
+  private kv: Map<string, unknown> | null;
+
   /** @internal */
   constructor(
     private readonly store: StateStore<V>,
     /** The source partition. */
     readonly partition: number,
-    private readonly part: Part,
-  ) {}
+    part: Part,
+  ) {
+    this.kv = part.dirty.kv;
+  }
+
+  /** @internal Points the update fast path at `kv` (null: the store is not open). */
+  _bind(kv: Map<string, unknown> | null): void {
+    this.kv = kv;
+  }
 
   /**
    * Reads a key-value entry.
@@ -331,8 +344,9 @@ export class PartitionState<V = unknown> {
    */
   put(key: string, value: V): Promise<void> {
     // hot path: one Map.set, no allocation
-    if (this.store.status === "open" && typeof key === "string" && value !== undefined) {
-      this.part.dirty.kv.set(key, value);
+    const kv = this.kv;
+    if (kv !== null && typeof key === "string" && value !== undefined) {
+      kv.set(key, value);
       return RESOLVED;
     }
     try {
@@ -362,8 +376,9 @@ export class PartitionState<V = unknown> {
    * @since 0.1.0
    */
   putSync(key: string, value: V): void {
-    if (this.store.status === "open" && typeof key === "string" && value !== undefined) {
-      this.part.dirty.kv.set(key, value);
+    const kv = this.kv;
+    if (kv !== null && typeof key === "string" && value !== undefined) {
+      kv.set(key, value);
       return;
     }
     this.store._put(this.partition, key, value);
@@ -383,6 +398,11 @@ export class PartitionState<V = unknown> {
    * @since 0.1.0
    */
   deleteSync(key: string): void {
+    const kv = this.kv;
+    if (kv !== null && typeof key === "string") {
+      kv.set(key, TOMBSTONE);
+      return;
+    }
     this.store._put(this.partition, key, TOMBSTONE);
   }
 
@@ -398,9 +418,14 @@ export class PartitionState<V = unknown> {
    * ```
    */
   delete(key: string): Promise<void> {
+    const kv = this.kv;
+    if (kv !== null && typeof key === "string") {
+      kv.set(key, TOMBSTONE);
+      return RESOLVED;
+    }
     try {
       this.store._put(this.partition, key, TOMBSTONE);
-      return Promise.resolve();
+      return RESOLVED;
     } catch (err) {
       return Promise.reject(err);
     }
@@ -441,7 +466,7 @@ export class PartitionState<V = unknown> {
   putWindow(key: string, windowStart: number, windowEnd: number, value: V): Promise<void> {
     try {
       this.store._putWindow(this.partition, key, windowStart, windowEnd, value);
-      return Promise.resolve();
+      return RESOLVED;
     } catch (err) {
       return Promise.reject(err);
     }
@@ -462,7 +487,7 @@ export class PartitionState<V = unknown> {
   deleteWindow(key: string, windowStart: number): Promise<void> {
     try {
       this.store._putWindow(this.partition, key, windowStart, 0, TOMBSTONE);
-      return Promise.resolve();
+      return RESOLVED;
     } catch (err) {
       return Promise.reject(err);
     }
@@ -825,7 +850,7 @@ export class StateStore<V = unknown> {
       await this._expire(p, opts.streamTime - this.retentionMs, this.expiryBatchSize);
     }
     const changes = part.dirty;
-    part.dirty = new PartitionChanges();
+    this.setDirty(part, new PartitionChanges());
     part.pending = changes;
     // A chained batch: operations go straight to the native batch (no array
     // of operations cloned by abstract-level), and write() applies them
@@ -1028,7 +1053,7 @@ export class StateStore<V = unknown> {
     const run = part.chain.then(async () => {
       const prefix = partitionPrefix(partition);
       await this.io(() => this.db.clear({ gte: prefix, lt: prefixEnd(prefix) }));
-      part.dirty = new PartitionChanges();
+      this.setDirty(part, new PartitionChanges());
       part.pending = undefined;
       this.dropCachedPartition(partition);
     });
@@ -1163,6 +1188,7 @@ export class StateStore<V = unknown> {
   close(): Promise<void> {
     if (this.closing) return this.closing;
     this._status = "closing";
+    for (const part of this.parts.values()) part.handle?._bind(null);
     this.closing = (async () => {
       await Promise.all([...this.parts.values()].map((p) => p.chain));
       await Promise.all([...this.iterators].map((it) => it.close().catch(() => {})));
@@ -1192,6 +1218,12 @@ export class StateStore<V = unknown> {
         `state store ${this.name} is ${this._status}; open a new one`,
       );
     }
+  }
+
+  /** Replaces a partition's uncheckpointed changes; its handle's fast path follows. */
+  private setDirty(part: Part, changes: PartitionChanges): void {
+    part.dirty = changes;
+    part.handle?._bind(this._status === "open" ? changes.kv : null);
   }
 
   private part(n: number): Part {
@@ -1630,7 +1662,7 @@ export class StateStore<V = unknown> {
     this.assertOpen();
     const part = this.part(p);
     await part.chain;
-    part.dirty = new PartitionChanges();
+    this.setDirty(part, new PartitionChanges());
     part.pending = undefined;
     this.dropCachedPartition(p);
   }
@@ -1639,7 +1671,7 @@ export class StateStore<V = unknown> {
   async [kWriteRestoredCheckpoint](p: number, meta: CheckpointMetadata): Promise<void> {
     this.assertOpen();
     const part = this.part(p);
-    part.dirty = new PartitionChanges();
+    this.setDirty(part, new PartitionChanges());
     part.pending = undefined;
     await this.io(() =>
       this.db.put(metaKey(p, CHECKPOINT_META), Buffer.from(JSON.stringify(meta))),

@@ -383,6 +383,103 @@ describe("synchronous updates (putSync, deleteSync)", () => {
   });
 });
 
+describe("write-back of updates", () => {
+  it("a partition handle keeps writing to the current changes across checkpoint, wipe and restore, and stops at close", async () => {
+    const dir = tempDir();
+    const store = await openStateStore<string>({ dir, name: "handle", retention: 1000 });
+    const p = store.partition(3);
+    p.putSync("a", "1");
+    await store.checkpoint({ partition: 3, sourceOffset: 1, streamTime: 0 });
+    p.putSync("b", "2");
+    await p.put("c", "3");
+    await store.wipe(3); // drops a (on disk) and b, c (pending)
+    p.putSync("d", "4");
+    p.deleteSync("e");
+    await store.checkpoint({ partition: 3, sourceOffset: 2, streamTime: 0 });
+    expect(new Map(await collect(p.entries()))).toEqual(new Map([["d", "4"]]));
+    // a checkpoint still queued when close starts: updates are refused at once
+    p.putSync("f", "6");
+    const pending = store.checkpoint({ partition: 3, sourceOffset: 3, streamTime: 5000 });
+    const closing = store.close();
+    expect(await code(() => p.putSync("g", "7"))).toBe("STATE_CLOSED");
+    expect(await code(p.put("g", "7"))).toBe("STATE_CLOSED");
+    expect(await code(p.delete("g"))).toBe("STATE_CLOSED");
+    expect(await code(() => p.deleteSync("g"))).toBe("STATE_CLOSED");
+    await pending.catch(() => {});
+    await closing;
+    const again = await openStateStore<string>({ dir, name: "handle" });
+    const q = again.partition(3);
+    expect(await q.get("a")).toBeUndefined();
+    expect(await q.get("d")).toBe("4");
+    expect(await q.get("g")).toBeUndefined();
+    await again.close();
+  });
+
+  it("checkpoints exactly the entries updated since the last one, under a tiny cache bound, round after round", async () => {
+    const dir = tempDir();
+    const store = await openStateStore<string>({ dir, name: "exact", cacheMaxBytes: 4096 });
+    const p = store.partition(0);
+    const model = new Map<string, string>();
+    const keyCount = 2000;
+    for (let i = 0; i < keyCount; i++) {
+      p.putSync(`k${i}`, `v0-${i}`);
+      model.set(`k${i}`, `v0-${i}`);
+    }
+    const first = await store.checkpoint({ partition: 0, sourceOffset: 1, streamTime: 0 });
+    expect(first).toHaveLength(keyCount + 1);
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    for (let round = 1; round <= 4; round++) {
+      // updated, re-updated, deleted and new keys, through every update call
+      const expected = new Map<string, string | null>();
+      for (let u = 0; u < 600; u++) {
+        const key = `k${rnd(keyCount + 200)}`;
+        const op = rnd(10);
+        if (op === 0) {
+          p.deleteSync(key);
+          model.delete(key);
+          expected.set(key, null);
+        } else if (op === 1) {
+          await p.delete(key);
+          model.delete(key);
+          expected.set(key, null);
+        } else {
+          const v = `v${round}-${u}`;
+          if (op < 6) p.putSync(key, v);
+          else await p.put(key, v);
+          model.set(key, v);
+          expected.set(key, v);
+        }
+      }
+      const muts = await store.checkpoint({ partition: 0, sourceOffset: round + 1, streamTime: 0 });
+      const written = new Map<string, string | null>();
+      for (const m of muts) {
+        if (m.key[4] !== 1) continue; // metadata record
+        const key = m.key.toString("utf8", 5);
+        expect(written.has(key)).toBe(false); // each updated key once
+        written.set(key, m.value === null ? null : (JSON.parse(m.value.toString()) as string));
+      }
+      expect(written).toEqual(expected);
+      expect(muts).toHaveLength(expected.size + 1);
+      expect((await store.stats()).dirtyEntries).toBe(0);
+      expect((await store.stats()).cacheBytes).toBeLessThanOrEqual(4096);
+      // reads through the cache and from disk agree with the model
+      for (let i = 0; i < keyCount + 200; i++)
+        expect(await p.get(`k${i}`)).toBe(model.get(`k${i}`));
+    }
+    // nothing after the last checkpoint survives; everything before it does
+    p.putSync("k0", "lost");
+    await store.close();
+    const again = await openStateStore<string>({ dir, name: "exact" });
+    expect(new Map(await collect(again.partition(0).entries()))).toEqual(model);
+    expect(await again.readCheckpoint(0)).toMatchObject({ sourceOffset: 5 });
+    await again.close();
+  });
+});
+
 describe("codecs", () => {
   it("stores v8 values (Map, BigInt) and custom codecs, and refuses a different codec on reopen", async () => {
     const dir = tempDir();
