@@ -30,8 +30,9 @@ interface Written {
 /**
  * Writes to partition 0 of `topic`: a committed transaction; then A and B
  * interleaved (10 sends each) while C writes; B aborts, A aborts, C commits;
- * then D and E overlap, E aborts, a plain record, D commits. Values name their
- * transaction, so an aborted one is recognisable.
+ * A commits a new transaction; then D and E overlap, E aborts, D commits; last
+ * a record without a transaction. Values name their transaction, so an
+ * aborted one is recognisable.
  */
 async function writeOverlappingAborts(
   topic: string,
@@ -72,6 +73,10 @@ async function writeOverlappingAborts(
     await tb.abort();
     await ta.abort();
     await tc.commit();
+    // A again, committed this time
+    const ta2 = await (a as Producer).transaction();
+    await send(ta2, "A2", 0, 3, "committed");
+    await ta2.commit();
     const td = await (d as Producer).transaction();
     const te = await (e as Producer).transaction();
     for (let round = 0; round < 4; round++) {
