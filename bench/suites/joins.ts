@@ -12,9 +12,12 @@
 // Ratios: ratios.join_vs_window, ratios.pattern_vs_window (events/s over events/s).
 // Late records per job and round are reported: a join whose two topics are
 // read unevenly can send many records to the late output, which is cheaper.
+// Also per job and round: the offsets written to each of its own topics
+// (changelog, repartition, output; offsets include transaction markers) and
+// the 1-minute load average when it finished.
 import diagnostics from "node:diagnostics_channel";
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import { Kafka, logLevel, type Message } from "kafkajs";
 import {
@@ -77,7 +80,7 @@ async function timed(
   kind: "window" | "join" | "pattern",
   build: (app: string, stateDir: string) => Job<Ev, unknown>,
   statefulTopic: (app: string) => string,
-): Promise<{ eps: number; late: number }> {
+): Promise<{ eps: number; late: number; load: number; offsets: Record<string, number> }> {
   const app = `${run}-${kind}-${Math.random().toString(36).slice(2, 8)}`;
   const stateDir = mkdtempSync(path.join(tmpdir(), "bench-joins-"));
   const topic = statefulTopic(app);
@@ -131,8 +134,13 @@ async function timed(
   diagnostics.unsubscribe("sluice:job:commit", onCommit);
   diagnostics.unsubscribe("sluice:job:late", onLate);
   rmSync(stateDir, { recursive: true, force: true });
+  const offsets: Record<string, number> = {};
+  for (const t of (await admin.listTopics()).filter((x) => x.startsWith(app)).sort()) {
+    const parts = await admin.fetchTopicOffsets(t);
+    offsets[t.slice(app.length + 1)] = parts.reduce((a, o) => a + Number(o.high), 0);
+  }
   await cleanup(app);
-  return { eps: (N / (last - first)) * 1000, late };
+  return { eps: (N / (last - first)) * 1000, late, load: loadavg()[0] as number, offsets };
 }
 
 const base = (app: string, stateDir: string, topic: string) => ({
@@ -169,6 +177,12 @@ try {
     join: number;
     pattern: number;
     late: { window: number; join: number; pattern: number };
+    load: { window: number; join: number; pattern: number };
+    offsets: {
+      window: Record<string, number>;
+      join: Record<string, number>;
+      pattern: Record<string, number>;
+    };
   }[] = [];
   for (let r = 0; r < ROUNDS; r++) {
     const w = await timed(
@@ -209,9 +223,14 @@ try {
       join: j.eps,
       pattern: p.eps,
       late: { window: w.late, join: j.late, pattern: p.late },
+      load: { window: w.load, join: j.load, pattern: p.load },
+      offsets: { window: w.offsets, join: j.offsets, pattern: p.offsets },
     });
     console.log(
-      `round ${r + 1}: window ${w.eps.toFixed(0)}/s, join ${j.eps.toFixed(0)}/s, pattern ${p.eps.toFixed(0)}/s; late records ${w.late}/${j.late}/${p.late}`,
+      `round ${r + 1}: window ${w.eps.toFixed(0)}/s, join ${j.eps.toFixed(0)}/s, pattern ${p.eps.toFixed(0)}/s, join/window ${(j.eps / w.eps).toFixed(3)}; late records ${w.late}/${j.late}/${p.late}; load ${w.load.toFixed(1)}/${j.load.toFixed(1)}/${p.load.toFixed(1)}`,
+    );
+    console.log(
+      `  offsets written: window ${JSON.stringify(w.offsets)}, join ${JSON.stringify(j.offsets)}, pattern ${JSON.stringify(p.offsets)}`,
     );
   }
   const window = median(rounds.map((r) => r.window));
@@ -226,6 +245,7 @@ try {
     },
     ratios: {
       join_vs_window: Number((join / window).toFixed(3)),
+      join_vs_window_per_round: rounds.map((r) => Number((r.join / r.window).toFixed(3))),
       pattern_vs_window: Number((pat / window).toFixed(3)),
     },
     targets: { join_vs_window: 0.5 },
