@@ -154,6 +154,23 @@ export class KafkaRuntime {
         this.rebalancing = false;
         void this.onAssignment(e.payload.memberAssignment).catch((err) => this.fail(err));
       });
+      // A fetch of only aborted or control records never reaches eachBatch;
+      // kafkajs reports it here. If it covers the unit's next offset, those
+      // offsets hold nothing to process: move past them, or onBatch would
+      // move the partition back to them forever once they fill a fetch.
+      this.consumer.on(this.consumer.events.END_BATCH_PROCESS, (e) => {
+        const { topic, partition, batchSize, firstOffset, lastOffset } = e.payload;
+        if (batchSize !== 0 || firstOffset == null || lastOffset == null) return;
+        void this.lock.run(async () => {
+          const u = this.units.get(this.unitKey(topic, partition));
+          if (!u?.ready || u.nextOffset === undefined) return;
+          const next = BigInt(u.nextOffset);
+          if (BigInt(firstOffset) <= next && next <= BigInt(lastOffset)) {
+            u.nextOffset = (BigInt(lastOffset) + 1n).toString();
+            u.dirty = true;
+          }
+        });
+      });
       this.consumer.on(this.consumer.events.CRASH, (e) => {
         const err = (e.payload as { error: Error; restart?: boolean }).error;
         if (!(e.payload as { restart?: boolean }).restart) this.fail(err);
