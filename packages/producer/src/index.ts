@@ -8,5 +8,10 @@ export {
   type ProducerStatus,
   type SendResult,
 } from "./create-producer.js";
+export {
+  createKafkaProducer,
+  type KafkaProducer,
+  type KafkaProducerOptions,
+} from "./kafka-producer.js";
 export { murmur2Partitioner, type Partitioner } from "./partitioner.js";
 export { ProducerError, type ProducerErrorCode } from "./producer-error.js";

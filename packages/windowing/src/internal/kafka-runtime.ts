@@ -5,6 +5,7 @@
 // commit every commitIntervalMs that writes changelog + outputs + offsets in
 // one transaction per partition.
 
+import { createKafkaProducer } from "@sluice/producer";
 import { openStateStore, type StateStore } from "@sluice/state";
 import {
   type Admin,
@@ -136,7 +137,10 @@ export class KafkaRuntime {
       await this.ensureTopics();
       if (!this.eos) {
         // idempotent: up to 5 requests in flight keep per-partition order
-        this.aloProducer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 5 });
+        this.aloProducer = createKafkaProducer({
+          kafka: this.kafka,
+          config: { idempotent: true, maxInFlightRequests: 5 },
+        });
         await this.aloProducer.connect();
       }
       this.consumer = createReadCommittedConsumer(this.kafka, {
@@ -372,11 +376,14 @@ export class KafkaRuntime {
       if (this.eos) {
         // One transactional id per input partition: initTransactions fences
         // the previous owner and completes (aborts) its open transaction.
-        u.producer = this.kafka.producer({
-          transactionalId: `${this.opts.applicationId}-${topic}-${p}`,
-          idempotent: true,
-          maxInFlightRequests: 1,
-          transactionTimeout: 60_000,
+        u.producer = createKafkaProducer({
+          kafka: this.kafka,
+          config: {
+            transactionalId: `${this.opts.applicationId}-${topic}-${p}`,
+            idempotent: true,
+            maxInFlightRequests: 1,
+            transactionTimeout: 60_000,
+          },
         });
       }
       return u;
