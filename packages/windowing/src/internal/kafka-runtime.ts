@@ -3,7 +3,9 @@
 // previous owner of the partition) or one idempotent producer
 // (at-least-once), state restored from the compacted changelog topic, and a
 // commit every commitIntervalMs that writes changelog + outputs + offsets in
-// one transaction per partition.
+// one transaction per partition. When every output is a Kafka topic, a
+// commit's writes run behind processing (at most one commit in flight): the
+// next records are processed while the previous commit's transactions run.
 
 import { createKafkaProducer } from "@sluice/producer";
 import { openStateStore, type StateStore } from "@sluice/state";
@@ -28,6 +30,16 @@ import type { JobDefinition } from "./definition.js";
 import { type EngineOutput, PartitionEngine } from "./engine.js";
 import { Mutex } from "./mutex.js";
 import { createReadCommittedConsumer } from "./read-committed.js";
+
+/** One unit's share of a commit, drained from it at one instant. */
+interface Work {
+  u: Unit;
+  topicMessages: TopicMessages[];
+  /** The unit's next offset when drained: what this commit covers. */
+  offset: string | undefined;
+  /** The unit's stream time when drained. */
+  streamTime: number;
+}
 
 interface Unit {
   topic: string;
@@ -80,6 +92,10 @@ export class KafkaRuntime {
   private readonly localChain = new Map<number, Promise<void>>();
   /** Partitions whose local copy must not be updated until they are restored again. */
   private readonly localBroken = new Set<number>();
+  /** The commit whose writes are running behind processing, if any. */
+  private inflight: Promise<void> | undefined;
+  /** Why the last background commit failed; thrown by the next batch or commit. */
+  private writeError: unknown;
 
   constructor(def: JobDefinition, opts: ResolvedJobOptions) {
     this.def = def;
@@ -94,6 +110,18 @@ export class KafkaRuntime {
 
   private get eos(): boolean {
     return this.opts.guarantee === "exactly-once";
+  }
+
+  /**
+   * Whether a commit's writes may run behind processing. Only when every
+   * output goes through the Kafka transaction (a sink or callback output is
+   * flushed at each commit and keeps the commit in step with processing),
+   * and not through a repartition topic: there a commit running behind lets
+   * one source partition's records reach the windows a whole batch ahead of
+   * the others', and the wider disorder turns records late.
+   */
+  private get pipelined(): boolean {
+    return this.repartitionTopic === undefined && this.def.outputs.every((o) => o.kind === "topic");
   }
 
   private get stateTopic(): string {
@@ -314,6 +342,8 @@ export class KafkaRuntime {
 
   private async onAssignment(assignment: Record<string, number[]>): Promise<void> {
     await this.lock.run(async () => {
+      // A revoked unit's producer must not be closed under its running transaction.
+      await this.inflight;
       const now = new Set<string>();
       for (const [topic, parts] of Object.entries(assignment))
         for (const p of parts) now.add(this.unitKey(topic, p));
@@ -495,6 +525,7 @@ export class KafkaRuntime {
     }
     u.seeks = 0;
     try {
+      this.throwWriteError();
       await this.processBatch(u, payload);
     } catch (err) {
       // The engine and the unit's offset may already include records whose
@@ -515,11 +546,21 @@ export class KafkaRuntime {
     let count = 0;
     let lastBeat = Date.now();
     const wall = Date.now();
-    for (const m of batch.messages) {
-      if (u.nextOffset !== undefined && BigInt(m.offset) < BigInt(u.nextOffset)) continue;
+    const messages = batch.messages;
+    // Offsets rise within a batch: records before the unit's offset (already
+    // in its state) are a prefix.
+    let i = 0;
+    if (u.nextOffset !== undefined) {
+      const from = BigInt(u.nextOffset);
+      while (i < messages.length && BigInt((messages[i] as { offset: string }).offset) < from) i++;
+    }
+    const repartitioned = u.stateful && u.topic === this.repartitionTopic;
+    const repartition = this.repartitionTopic !== undefined;
+    for (; i < messages.length; i++) {
+      const m = messages[i] as (typeof messages)[number];
       count++;
       const key = m.key === null ? null : m.key.toString("utf8");
-      if (u.stateful && u.topic === this.repartitionTopic) {
+      if (repartitioned) {
         const env = JSON.parse((m.value ?? Buffer.from("null")).toString("utf8")) as {
           t: number;
           v: unknown;
@@ -535,14 +576,13 @@ export class KafkaRuntime {
             Number(m.timestamp),
             m.offset,
             out,
-            this.repartitionTopic !== undefined,
+            repartition,
             wall,
           );
           if (r) rekeyed.push(r);
         }
       }
-      u.nextOffset = (BigInt(m.offset) + 1n).toString();
-      if (Date.now() - lastBeat > 1000) {
+      if ((count & 255) === 0 && Date.now() - lastBeat > 1000) {
         // kafkajs's heartbeat throws once a rebalance has started; the batch
         // is finished and committed all the same (a member that lost the
         // partition is fenced at commit), never abandoned half-way.
@@ -552,8 +592,10 @@ export class KafkaRuntime {
         lastBeat = Date.now();
       }
     }
+    const lastOffset = (messages[messages.length - 1] as { offset: string }).offset;
+    if (count > 0) u.nextOffset = (BigInt(lastOffset) + 1n).toString();
     // kafkajs fetches after the last resolved offset (nothing is committed here).
-    payload.resolveOffset((batch.messages[batch.messages.length - 1] as { offset: string }).offset);
+    payload.resolveOffset(lastOffset);
     u.highWatermark = batch.highWatermark;
     if (count > 0) {
       u.dirty = true;
@@ -572,13 +614,24 @@ export class KafkaRuntime {
       });
     }
     await this.deliver(u, out, heartbeat);
-    if (
-      this.rebalancing ||
-      Date.now() - this.lastCommit >= this.opts.commitIntervalMs ||
-      this.pendingTotal() >= this.opts.maxBufferedResults
-    ) {
+    if (this.rebalancing) {
+      // On revoke the batch is committed before the group moves on.
       await this.commitAll(heartbeat);
+    } else if (this.pendingTotal() >= this.opts.maxBufferedResults) {
+      // Bounded: waits for the commit in flight, then starts the next.
+      await this.commitAll(heartbeat, this.pipelined);
+    } else if (Date.now() - this.lastCommit >= this.opts.commitIntervalMs) {
+      if (!this.pipelined) await this.commitAll(heartbeat);
+      else if (!this.inflight) await this.commitAll(heartbeat, true);
+      // else: the commit in flight is still writing; a later batch or tick commits.
     }
+  }
+
+  private throwWriteError(): void {
+    if (this.writeError === undefined) return;
+    const err = this.writeError;
+    this.writeError = undefined;
+    throw err;
   }
 
   private async lowWatermark(u: Unit): Promise<bigint> {
@@ -696,13 +749,21 @@ export class KafkaRuntime {
           if (u.engine.processor.streamTime !== before) u.dirty = true;
           await this.deliver(u, out);
         }
-        if (now - this.lastCommit >= this.opts.commitIntervalMs) await this.commitAll();
+        if (now - this.lastCommit >= this.opts.commitIntervalMs && !this.inflight)
+          await this.commitAll(undefined, this.pipelined);
       })
       .catch((err) => this.fail(err));
   }
 
-  /** Commits every partition with changes: sinks flushed first, then one transaction per partition. */
-  private async commitAll(heartbeat?: () => Promise<void>): Promise<void> {
+  /**
+   * Commits every partition with changes: sinks flushed first, then one
+   * transaction per partition. The previous commit's writes finish first
+   * (and its failure is thrown here). With `background`, this commit's
+   * writes run behind processing once its work is drained.
+   */
+  private async commitAll(heartbeat?: () => Promise<void>, background = false): Promise<void> {
+    if (this.inflight) await withHeartbeat(this.inflight, heartbeat);
+    this.throwWriteError();
     this.lastCommit = Date.now();
     const units = [...this.units.values()].filter(
       (u) => u.ready && (u.dirty || u.pendingCount > 0),
@@ -712,7 +773,7 @@ export class KafkaRuntime {
     for (const o of this.def.outputs)
       if (o.kind === "sink") await withHeartbeat(o.sink.flush(), heartbeat);
     const app = this.opts.applicationId;
-    const work = units.map((u) => {
+    const work = units.map((u): Work => {
       const topicMessages: TopicMessages[] = [];
       for (const [topic, messages] of u.pending) topicMessages.push({ topic, messages });
       if (u.engine) {
@@ -735,8 +796,34 @@ export class KafkaRuntime {
       u.pending = new Map();
       u.pendingCount = 0;
       u.dirty = false;
-      return { u, topicMessages };
+      return {
+        u,
+        topicMessages,
+        offset: u.nextOffset,
+        streamTime: u.engine?.processor.streamTime ?? Number.NEGATIVE_INFINITY,
+      };
     });
+    const write = this.writeWork(work, t0, heartbeat);
+    if (!background) return write;
+    const tracked: Promise<void> = write.then(
+      () => {},
+      (err) => {
+        this.writeError ??= err;
+      },
+    );
+    this.inflight = tracked;
+    void tracked.then(() => {
+      if (this.inflight === tracked) this.inflight = undefined;
+    });
+  }
+
+  /** Writes one commit's drained work and settles its units. */
+  private async writeWork(
+    work: Work[],
+    t0: number,
+    heartbeat?: () => Promise<void>,
+  ): Promise<void> {
+    const app = this.opts.applicationId;
     // Every unit's mutations and pending records were drained into `work`
     // above. A unit whose transaction does not commit must not stay: its
     // in-memory state and offset would run ahead of a changelog that never
@@ -747,14 +834,17 @@ export class KafkaRuntime {
     try {
       await this.commitWork(work, settled, app, heartbeat);
     } catch (err) {
+      // Dropped at once (processing may run meanwhile), closed afterwards.
+      const dropped: Unit[] = [];
       for (const { u } of work) {
         if (settled.has(u)) continue;
         const k = this.unitKey(u.topic, u.partition);
         if (this.units.get(k) === u) {
           this.units.delete(k);
-          await u.producer?.disconnect().catch(() => {});
+          dropped.push(u);
         }
       }
+      for (const u of dropped) await u.producer?.disconnect().catch(() => {});
       throw err;
     }
     const durationMs = Date.now() - t0;
@@ -770,7 +860,7 @@ export class KafkaRuntime {
 
   /** Writes drained work: one transaction per unit (exactly-once) or outputs, changelog, offsets (at-least-once). */
   private async commitWork(
-    work: { u: Unit; topicMessages: TopicMessages[] }[],
+    work: Work[],
     settled: Set<Unit>,
     app: string,
     heartbeat?: () => Promise<void>,
@@ -786,7 +876,7 @@ export class KafkaRuntime {
       // once seen by the crash test). Java consumers sort the aborted list
       // and are not affected.
       await withHeartbeat(
-        sequentially(work, async ({ u, topicMessages }) => {
+        sequentially(work, async ({ u, topicMessages, offset, streamTime }) => {
           const producer = u.producer as Producer;
           const txn = await producer.transaction();
           try {
@@ -795,21 +885,16 @@ export class KafkaRuntime {
               const meta = await txn.sendBatch({ topicMessages: chunk });
               changelogNext = this.changelogEnd(chunk, meta, u.partition) ?? changelogNext;
             }
-            if (u.nextOffset !== undefined) {
+            if (offset !== undefined) {
               await txn.sendOffsets({
                 consumerGroupId: app,
-                topics: [
-                  {
-                    topic: u.topic,
-                    partitions: [{ partition: u.partition, offset: u.nextOffset }],
-                  },
-                ],
+                topics: [{ topic: u.topic, partitions: [{ partition: u.partition, offset }] }],
               });
             }
             await txn.commit();
             settled.add(u);
-            u.committedOffset = u.nextOffset;
-            if (u.engine) this.persistLocal(u, topicMessages, changelogNext);
+            u.committedOffset = offset;
+            if (u.engine) this.persistLocal(u, topicMessages, changelogNext, offset, streamTime);
           } catch (err) {
             await txn.abort().catch(() => {});
             if (isFenced(err)) {
@@ -857,11 +942,11 @@ export class KafkaRuntime {
         }
       }
       const offsets = work
-        .filter((w) => w.u.nextOffset !== undefined)
+        .filter((w) => w.offset !== undefined)
         .map((w) => ({
           topic: w.u.topic,
           partition: w.u.partition,
-          offset: w.u.nextOffset as string,
+          offset: w.offset as string,
         }));
       if (offsets.length > 0) {
         try {
@@ -875,8 +960,16 @@ export class KafkaRuntime {
       }
       for (const w of work) {
         settled.add(w.u);
-        w.u.committedOffset = w.u.nextOffset;
-        if (w.u.engine) this.persistLocal(w.u, w.topicMessages, changelogNext.get(w.u.partition));
+        w.u.committedOffset = w.offset;
+        if (w.u.engine) {
+          this.persistLocal(
+            w.u,
+            w.topicMessages,
+            changelogNext.get(w.u.partition),
+            w.offset,
+            w.streamTime,
+          );
+        }
       }
     }
   }
@@ -894,6 +987,7 @@ export class KafkaRuntime {
       try {
         await this.consumer?.stop();
         if (graceful && !this.failure) await this.lock.run(() => this.commitAll());
+        else await this.inflight;
       } finally {
         for (const o of this.def.outputs)
           if (o.kind === "sink") await o.sink.close().catch(() => {});
@@ -932,6 +1026,8 @@ export class KafkaRuntime {
     u: Unit,
     topicMessages: TopicMessages[],
     changelogNext: bigint | undefined,
+    offset: string | undefined,
+    st: number,
   ): void {
     const store = this.store;
     if (!store || changelogNext === undefined || this.localBroken.has(u.partition)) return;
@@ -946,8 +1042,7 @@ export class KafkaRuntime {
           ] as const,
       );
     const partition = u.partition;
-    const sourceOffset = u.nextOffset ?? "0";
-    const st = u.engine?.processor.streamTime ?? 0;
+    const sourceOffset = offset ?? "0";
     const prev = this.localChain.get(partition) ?? Promise.resolve();
     const next = prev.then(async () => {
       if (store.status !== "open") return;
@@ -1045,6 +1140,7 @@ export class KafkaRuntime {
   }
 
   private async release(): Promise<void> {
+    await this.inflight;
     await this.consumer?.disconnect().catch(() => {});
     for (const u of this.units.values()) await u.producer?.disconnect().catch(() => {});
     this.units.clear();
@@ -1062,10 +1158,11 @@ export class KafkaRuntime {
 function chunks(
   topicMessages: readonly TopicMessages[],
   maxBytes = 512 * 1024,
-  maxMessages = 8000,
+  maxMessages = 1000,
 ): TopicMessages[][] {
-  // kafkajs groups a request's messages per partition in quadratic time, so
-  // requests are also capped by message count.
+  // kafkajs groups a request's messages per partition in quadratic time (a
+  // copy of the partition's list per message): requests are capped by
+  // message count, low enough that the copying stays small.
   const out: TopicMessages[][] = [];
   let current: TopicMessages[] = [];
   let bytes = 0;
