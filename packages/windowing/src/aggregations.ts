@@ -93,24 +93,58 @@ export function combine<In>(spec: AggregationSpec<In>): AnyAggregator<In> {
     }
   }
   const canMerge = entries.every(([, a]) => typeof a.merge === "function");
+  // Hot path (every record, every emission): plain loops over parallel
+  // arrays, no intermediate arrays per call.
+  const names = entries.map(([n]) => n);
+  const aggs = entries.map(([, a]) => a);
+  const k = names.length;
   const agg: AnyAggregator<In> = {
-    init: () => Object.fromEntries(entries.map(([n, a]) => [n, a.init()])),
+    init: () => {
+      const o: Record<string, unknown> = {};
+      for (let i = 0; i < k; i++) o[names[i] as string] = (aggs[i] as AnyAggregator<In>).init();
+      return o;
+    },
     add: (acc: Record<string, unknown>, v: In) => {
-      for (const [n, a] of entries) acc[n] = a.add(acc[n], v);
+      for (let i = 0; i < k; i++) {
+        const n = names[i] as string;
+        acc[n] = (aggs[i] as AnyAggregator<In>).add(acc[n], v);
+      }
       return acc;
     },
-    result: (acc: Record<string, unknown>) =>
-      Object.fromEntries(entries.map(([n, a]) => [n, a.result(acc[n])])),
-    encode: (acc: Record<string, unknown>) =>
-      Object.fromEntries(entries.map(([n, a]) => [n, a.encode ? a.encode(acc[n]) : acc[n]])),
+    result: (acc: Record<string, unknown>) => {
+      const o: Record<string, unknown> = {};
+      for (let i = 0; i < k; i++) {
+        const n = names[i] as string;
+        o[n] = (aggs[i] as AnyAggregator<In>).result(acc[n]);
+      }
+      return o;
+    },
+    encode: (acc: Record<string, unknown>) => {
+      const o: Record<string, unknown> = {};
+      for (let i = 0; i < k; i++) {
+        const n = names[i] as string;
+        const a = aggs[i] as AnyAggregator<In>;
+        o[n] = a.encode ? a.encode(acc[n]) : acc[n];
+      }
+      return o;
+    },
     decode: (data: unknown) => {
       const d = data as Record<string, unknown>;
-      return Object.fromEntries(entries.map(([n, a]) => [n, a.decode ? a.decode(d[n]) : d[n]]));
+      const o: Record<string, unknown> = {};
+      for (let i = 0; i < k; i++) {
+        const n = names[i] as string;
+        const a = aggs[i] as AnyAggregator<In>;
+        o[n] = a.decode ? a.decode(d[n]) : d[n];
+      }
+      return o;
     },
   };
   if (canMerge) {
     agg.merge = (x: Record<string, unknown>, y: Record<string, unknown>) => {
-      for (const [n, a] of entries) x[n] = a.merge?.(x[n], y[n]);
+      for (let i = 0; i < k; i++) {
+        const n = names[i] as string;
+        x[n] = (aggs[i] as AnyAggregator<In>).merge?.(x[n], y[n]);
+      }
       return x;
     };
   }
