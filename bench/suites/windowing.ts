@@ -147,6 +147,7 @@ async function sluice(topic: string, guarantee: "exactly-once" | "at-least-once"
     stateDir,
     guarantee,
     handleSignals: false,
+    pipelineCommits: true,
   })
     .window(tumbling({ size: "1m" }))
     .aggregate({ events: count(), amount: sum((e: Ev) => e.amount) })
@@ -181,6 +182,7 @@ async function latency(): Promise<{ p50: number; p99: number; samples: number }>
     stateDir,
     guarantee: "exactly-once",
     handleSignals: false,
+    pipelineCommits: true,
   })
     .window(tumbling({ size: "1m" }))
     .aggregate({ events: count(), sent: max((e: Ev) => e.sent ?? 0) })
@@ -308,6 +310,7 @@ try {
       rounds: ROUNDS,
       latencyEvents: LAT_EVENTS,
       rateEventsPerSec: RATE,
+      pipelineCommits: true,
     },
     eventsPerSec: {
       ceiling: Math.round(ceilingEps),

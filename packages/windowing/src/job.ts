@@ -81,6 +81,14 @@ export interface JobOptions<T> {
   sessionTimeoutMs?: number;
   /** Results buffered before partitions pause (backpressure). @defaultValue 50000 */
   maxBufferedResults?: number;
+  /**
+   * Write each commit's transactions while the next records are processed
+   * (at most one commit in flight). Faster when every output is a topic and
+   * there is no `keyBy`/join (ignored otherwise), but a rebalance can take
+   * longer: the previous owner's transaction still being written delays the
+   * new owner's fencing. @defaultValue false
+   */
+  pipelineCommits?: boolean;
 }
 
 /** @internal resolved options */
@@ -97,6 +105,7 @@ export interface ResolvedJobOptions {
   handleSignals: boolean;
   sessionTimeoutMs: number;
   maxBufferedResults: number;
+  pipelineCommits: boolean;
 }
 
 function duration(value: Duration, name: string): number {
@@ -715,6 +724,9 @@ export function createJob<T>(opts: JobOptions<T>): Job<T> {
     opts.commitIntervalMs ?? (guarantee === "exactly-once" ? 100 : 1000),
     "commitIntervalMs",
   );
+  if (opts.pipelineCommits !== undefined && typeof opts.pipelineCommits !== "boolean") {
+    bad(`pipelineCommits must be a boolean; got ${JSON.stringify(opts.pipelineCommits)}`);
+  }
   const resolved: ResolvedJobOptions = {
     applicationId: opts.applicationId,
     topic: opts.source.topic,
@@ -726,6 +738,7 @@ export function createJob<T>(opts: JobOptions<T>): Job<T> {
     handleSignals: opts.handleSignals ?? true,
     sessionTimeoutMs: opts.sessionTimeoutMs ?? 30_000,
     maxBufferedResults: opts.maxBufferedResults ?? 50_000,
+    pipelineCommits: opts.pipelineCommits ?? false,
   };
   if (opts.kafka) resolved.kafka = opts.kafka;
   if (opts.brokers) resolved.brokers = opts.brokers;

@@ -3,9 +3,10 @@
 // previous owner of the partition) or one idempotent producer
 // (at-least-once), state restored from the compacted changelog topic, and a
 // commit every commitIntervalMs that writes changelog + outputs + offsets in
-// one transaction per partition. When every output is a Kafka topic, a
-// commit's writes run behind processing (at most one commit in flight): the
-// next records are processed while the previous commit's transactions run.
+// one transaction per partition. With pipelineCommits (every output a Kafka
+// topic, no repartition), a commit's writes run behind processing (at most
+// one commit in flight): the next records are processed while the previous
+// commit's transactions run.
 
 import { createKafkaProducer } from "@sluice/producer";
 import { openStateStore, type StateStore } from "@sluice/state";
@@ -122,6 +123,7 @@ export class KafkaRuntime {
    */
   private get pipelined(): boolean {
     return (
+      this.opts.pipelineCommits &&
       this.status === "open" &&
       this.repartitionTopic === undefined &&
       this.def.outputs.every((o) => o.kind === "topic")
