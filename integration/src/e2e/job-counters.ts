@@ -4,7 +4,8 @@ import type { PipelineCounters } from "../pipeline/results.js";
 import { countCommittedRecords } from "../pipeline/topic-count.js";
 
 /**
- * The committed records of each windowing job's dead-letter (`<app>-dlq`) and
+ * The committed records of each windowing job's (every job but the raw-events
+ * copy, which has no dead-letter or late topic) dead-letter (`<app>-dlq`) and
  * late (`<app>-late`) topics, as `verify` takes them. Counted from the topics,
  * not from a process's counters, so they survive crashed and restarted instances.
  *
@@ -14,7 +15,8 @@ import { countCommittedRecords } from "../pipeline/topic-count.js";
  */
 export async function countDlqAndLate(kafka: Kafka, c: PipelineConfig): Promise<PipelineCounters> {
   const counters: PipelineCounters = { dlq: {}, late: {} };
-  for (const app of [c.applications.sessions, c.applications.counts, c.applications.pages]) {
+  const jobs = Object.entries(c.applications).filter(([job]) => job !== "raw");
+  for (const [, app] of jobs) {
     counters.dlq[app] = await countCommittedRecords(kafka, `${app}-dlq`);
     counters.late[app] = await countCommittedRecords(kafka, `${app}-late`);
   }
