@@ -166,7 +166,7 @@ if (!only || only === "integration") {
 // `npm test -- --e2e` (or `npm run test:e2e`) runs it alone; a failing run
 // keeps every aggregator's output and trace in the log directory it prints.
 // It stays out of the default run until it is reliably green: one run in
-// eight failed when ClickHouse, while shutting down, answered an insert with
+// seven failed when ClickHouse, while shutting down, answered an insert with
 // "table doesn't exist" (code 60), which the ClickHouse sink takes as a
 // permanent rejection (integration/README.md, "End-to-end fault suite").
 const E2E_IN_DEFAULT_RUN = false;
