@@ -208,6 +208,9 @@ describe("ClickHouse sink on chDB (current engine)", () => {
   it("replaceBy: events re-sent in differently cut batches collapse with FINAL", async () => {
     const table = uniqueName("sinks_repl");
     await exec.command(eventTableSql({ table, schema: UserEvent, replaceBy: "event_id" }));
+    // A background merge may collapse the duplicates before the raw count
+    // below; stop merges so that count sees what was written.
+    await exec.command(`SYSTEM STOP MERGES ${table}`);
     const records = Array.from({ length: 30 }, (_, i) => ev(i));
     const a = evSink(table, { maxBatchRows: 7 });
     await a.write(records.slice(0, 20));
