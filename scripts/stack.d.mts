@@ -76,3 +76,5 @@ export declare function up(options?: { only?: string[] }): Promise<string[]>;
 export declare function down(options?: { only?: string[] }): Promise<void>;
 export declare function status(): Promise<boolean>;
 export declare function allReady(): Promise<boolean>;
+/** Directory of the Apache Kafka jars (Java client included), resolved by Maven on first use. */
+export declare function kafkaJars(): string;

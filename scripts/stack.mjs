@@ -268,6 +268,14 @@ function resolveKafkaJars() {
   return libs;
 }
 
+/**
+ * The Apache Kafka jars the local stack runs (resolved by Maven on first use),
+ * for tests that check interoperability with the Java client.
+ */
+export function kafkaJars() {
+  return resolveKafkaJars();
+}
+
 // ---------------------------------------------------------------- credentials and TLS
 
 /**

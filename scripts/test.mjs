@@ -46,7 +46,7 @@ function needsInstall() {
   return fs.statSync(lock).mtimeMs > fs.statSync(marker).mtimeMs + 1000;
 }
 
-const nativeModules = ["classic-level", "chdb", "zstd-napi", "lz4"];
+const nativeModules = ["classic-level", "chdb", "zstd-napi", "lz4-napi"];
 
 function nativeLoads(name) {
   const r = spawnSync(process.execPath, ["-e", `require(${JSON.stringify(name)})`], {
