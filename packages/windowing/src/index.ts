@@ -48,8 +48,11 @@ export {
 } from "./test-driver.js";
 export {
   type EmitMode,
+  type EmitOptions,
+  isRetraction,
   type LateRecord,
   type WindowResult,
+  type WindowRetraction,
   windowResultId,
 } from "./window-result.js";
 export { WindowingError, type WindowingErrorCode } from "./windowing-error.js";

@@ -17,7 +17,13 @@ import type {
 } from "./joins.js";
 import type { PatternBuilder } from "./patterns.js";
 import { isSink, type Sink } from "./sink.js";
-import { type EmitMode, type LateRecord, resolveEmit, type WindowResult } from "./window-result.js";
+import {
+  type EmitMode,
+  type EmitOptions,
+  type LateRecord,
+  resolveEmit,
+  type WindowResult,
+} from "./window-result.js";
 import { WindowingError } from "./windowing-error.js";
 import type { WindowSpec } from "./windows.js";
 
@@ -493,20 +499,33 @@ export class Job<T, V = unknown> {
   }
 
   /**
-   * Sets when results are emitted.
+   * Sets when results are emitted. With session windows and a mode other
+   * than `'final'`, a session that had results emitted and then merges into
+   * another is withdrawn with a retraction (`retracted: true`), unless
+   * `options.retractions` is false.
    *
    * @param mode - `'final'`, `'update'` or `{ everyMs }`
+   * @param options - `{ retractions }` (default true)
    * @returns this job
-   * @throws WindowingError `WINDOWING_INVALID_OPTIONS` for an unknown mode
+   * @throws WindowingError `WINDOWING_INVALID_OPTIONS` for an unknown mode or a non-boolean `retractions`
    * @defaultValue 'final'
    * @example
    * ```ts
    * job.emit({ everyMs: "10s" })
+   * job.emit("update", { retractions: false }) // sessions: no retractions
    * ```
    */
-  emit(mode: EmitMode): Job<T, V> {
+  emit(mode: EmitMode, options: EmitOptions = {}): Job<T, V> {
     this.mutable();
+    const retractions = options.retractions ?? true;
+    if (typeof retractions !== "boolean") {
+      throw new WindowingError(
+        "WINDOWING_INVALID_OPTIONS",
+        `emit retractions must be true or false; got ${JSON.stringify(retractions)}`,
+      );
+    }
     this.definition.emit = resolveEmit(mode);
+    this.definition.retractions = retractions;
     return this;
   }
 

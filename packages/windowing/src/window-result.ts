@@ -24,6 +24,49 @@ export interface WindowResult<V> {
   /** Source partition whose stream produced the result. */
   partition: number;
   id: string;
+  /**
+   * Present (and `true`) only on a retraction: the window was merged into
+   * another session after results of it had been emitted, so it no longer
+   * exists. A retraction has `value: null` and `final: false`, and its own
+   * `emitSeq` (one past the window's last result) and `id`; downstream
+   * deletes the window's row (see {@link isRetraction}).
+   */
+  retracted?: true;
+}
+
+/**
+ * A {@link WindowResult} that withdraws a window: emitted, with session
+ * windows and emit `'update'` or `{ everyMs }`, for a session that had
+ * results emitted and was then merged into another one. It comes just before
+ * the first result of the session that replaced it, in the same commit.
+ *
+ * @since 0.2.0
+ */
+export interface WindowRetraction extends Omit<WindowResult<never>, "value" | "retracted"> {
+  value: null;
+  final: false;
+  retracted: true;
+}
+
+/**
+ * Whether a result is a retraction (the window no longer exists and its row
+ * should be deleted) rather than a value.
+ *
+ * @param result - a result read from a job's output
+ * @returns true for a retraction (its `value` is then `null`, see {@link WindowRetraction})
+ * @example
+ * ```ts
+ * for (const r of results) {
+ *   if (isRetraction(r)) table.delete(`${r.key}|${r.windowStart}|${r.windowEnd}`);
+ *   else table.upsert(`${r.key}|${r.windowStart}|${r.windowEnd}`, r.value);
+ * }
+ * ```
+ * @since 0.2.0
+ */
+export function isRetraction<R extends { retracted?: boolean | undefined }>(
+  result: R,
+): result is R & { retracted: true } {
+  return result.retracted === true;
 }
 
 /**
@@ -79,6 +122,24 @@ export interface LateRecord<T> {
  * @since 0.1.0
  */
 export type EmitMode = "final" | "update" | { everyMs: Duration };
+
+/**
+ * Options of `emit(mode, options)`.
+ *
+ * @since 0.2.0
+ */
+export interface EmitOptions {
+  /**
+   * With session windows and emit `'update'` or `{ everyMs }`: when a
+   * session that already had results emitted is merged into another, emit a
+   * retraction for it ({@link WindowRetraction}), so downstream tables drop
+   * the row of a session that no longer exists. Has no effect with other
+   * windows or with `'final'` (nothing is emitted before a window closes).
+   *
+   * @defaultValue true
+   */
+  retractions?: boolean;
+}
 
 /** @internal normalized emit mode. */
 export type ResolvedEmit =

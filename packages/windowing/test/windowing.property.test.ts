@@ -7,6 +7,7 @@ import {
   defineJob,
   type EmitMode,
   hopping,
+  isRetraction,
   session,
   sliding,
   sum,
@@ -14,7 +15,7 @@ import {
   type WindowResult,
   type WindowSpec,
 } from "../src/index.js";
-import { closeTime, finalWindows, prefixValues, type Rec } from "./oracle.js";
+import { closeTime, finalWindows, type OracleWindow, prefixValues, type Rec } from "./oracle.js";
 
 type Out = { n: number; total: number; values: number[] };
 
@@ -28,11 +29,11 @@ const values = aggregator<{ v: number }, number[], number[]>({
   result: (a) => [...a].sort((x, y) => x - y),
 });
 
-function run(spec: WindowSpec, emit: EmitMode, recs: readonly Rec[]) {
+function run(spec: WindowSpec, emit: EmitMode, recs: readonly Rec[], retractions = true) {
   const job = defineJob<{ v: number }>()
     .window(spec)
     .aggregate({ n: count(), total: sum((r: { v: number }) => r.v), values })
-    .emit(emit);
+    .emit(emit, { retractions });
   const driver = createTestDriver(job);
   const steps: WindowResult<Out>[][] = [];
   for (const r of recs) {
@@ -148,7 +149,7 @@ describe("windowing against a brute-force oracle", () => {
         const { steps } = run(spec, emit, recs);
         steps.forEach((results, i) => {
           for (const r of results) {
-            if (r.final) continue;
+            if (r.final || r.retracted) continue;
             // update mode reflects record i; everyMs fires before record i is applied
             const n = emit === "update" ? i + 1 : i;
             const expected = prefixValues(spec, recs, n, r.key, r.windowStart, r.windowEnd);
@@ -209,3 +210,111 @@ describe("windowing against a brute-force oracle", () => {
     );
   });
 });
+
+/**
+ * A downstream table fed by a job's results, as a ClickHouse
+ * ReplacingMergeTree or an upserting sink keeps it: one row per window
+ * (key, start, end), the result with the highest `emitSeq` wins, and a
+ * retraction deletes the row. Results may come in any order or twice.
+ */
+function applyResults(results: readonly WindowResult<Out>[]): Map<string, WindowResult<Out>> {
+  const rows = new Map<string, WindowResult<Out>>();
+  for (const r of results) {
+    const prev = rows.get(wkey(r));
+    if (!prev || prev.emitSeq < r.emitSeq) rows.set(wkey(r), r);
+  }
+  for (const [k, r] of rows) if (isRetraction(r)) rows.delete(k);
+  return rows;
+}
+
+function expectLive(live: Map<string, WindowResult<Out>>, expected: OracleWindow[]): void {
+  const want = new Map(expected.map((w) => [`${w.key}|${w.start}|${w.end}`, w]));
+  expect([...live.keys()].sort()).toEqual([...want.keys()].sort());
+  for (const [k, w] of want) expect(live.get(k)?.value.values).toEqual(sorted(w.values));
+}
+
+const sessionArb = fc
+  .record({ gap: fc.integer({ min: 1, max: 40 }), grace: fc.integer({ min: 0, max: 40 }) })
+  .map((o) => session(o));
+
+describe("retractions of superseded sessions", () => {
+  it("emit update: after every record, the live rows downstream are exactly the oracle's sessions so far", () => {
+    fc.assert(
+      fc.property(sessionArb, anyOrderArb, (spec, recs) => {
+        const { steps } = run(spec, "update", recs);
+        const seen: WindowResult<Out>[] = [];
+        steps.forEach((results, i) => {
+          seen.push(...results);
+          expectLive(applyResults(seen), finalWindows(spec, recs.slice(0, i + 1)));
+        });
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it("every window type and emit mode: at the end the live rows downstream equal the oracle, applied in any order", () => {
+    fc.assert(
+      fc.property(specArb, emitArb, anyOrderArb, fc.integer(), (spec, emit, recs, seed) => {
+        const { steps, tail } = run(spec, emit, recs);
+        const all = [...steps.flat(), ...tail];
+        const expected = finalWindows(spec, recs);
+        expectLive(applyResults(all), expected);
+        // a replay (duplicates) in another order changes nothing
+        const shuffled = [...all, ...all].sort(
+          (a, b) => ((hash(a.id) ^ seed) >>> 0) - ((hash(b.id) ^ seed) >>> 0),
+        );
+        expectLive(applyResults(shuffled), expected);
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it("a retraction withdraws an emitted session once, just before its successor's result, and is its window's last result", () => {
+    fc.assert(
+      fc.property(sessionArb, emitArb, anyOrderArb, (spec, emit, recs) => {
+        const { steps, tail } = run(spec, emit, recs);
+        const all = [...steps.flat(), ...tail];
+        const retractions = all.filter((r) => isRetraction(r));
+        if (emit === "final") expect(retractions).toEqual([]);
+        const last = new Map<string, WindowResult<Out>>();
+        for (const r of all) last.set(wkey(r), r);
+        const retracted = new Set<string>();
+        all.forEach((r, i) => {
+          if (!isRetraction(r)) return;
+          expect(r.value).toBeNull();
+          expect(r.final).toBe(false);
+          expect(r.emitSeq).toBeGreaterThan(0);
+          expect(last.get(wkey(r))).toBe(r);
+          expect(retracted.has(wkey(r))).toBe(false);
+          retracted.add(wkey(r));
+          // the next non-retraction result is the session that replaced it
+          const next = all.slice(i + 1).find((x) => !isRetraction(x));
+          expect(next?.key).toBe(r.key);
+          expect(next && next.windowStart <= r.windowStart && r.windowEnd <= next.windowEnd).toBe(
+            true,
+          );
+        });
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("retractions: false restores the previous output: the same results without the retractions", () => {
+    fc.assert(
+      fc.property(sessionArb, emitArb, anyOrderArb, (spec, emit, recs) => {
+        const on = run(spec, emit, recs);
+        const off = run(spec, emit, recs, false);
+        const withOut = [...off.steps.flat(), ...off.tail];
+        expect(withOut.some((r) => r.retracted)).toBe(false);
+        expect(withOut).toEqual([...on.steps.flat(), ...on.tail].filter((r) => !r.retracted));
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+function hash(s: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  return h >>> 0;
+}

@@ -27,6 +27,8 @@ export interface JobDefinition {
   window?: WindowSpec;
   aggregator?: AnyAggregator<unknown>;
   emit: ResolvedEmit;
+  /** Session windows with non-final emit retract merged-away sessions (default true). */
+  retractions?: boolean;
   outputs: ResultTarget[];
   late: LateTarget[];
   /** Event time of a decoded source value; undefined = record timestamp. */

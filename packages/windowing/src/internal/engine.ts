@@ -64,6 +64,7 @@ export class PartitionEngine {
             window: def.window as NonNullable<JobDefinition["window"]>,
             aggregator: def.aggregator as NonNullable<JobDefinition["aggregator"]>,
             emit: def.emit,
+            retractions: def.retractions !== false,
           },
           partition,
         );

@@ -17,7 +17,12 @@ export interface ProcessorConfig {
   window: WindowSpec;
   aggregator: AnyAggregator<unknown>;
   emit: ResolvedEmit;
+  /** Retract merged-away sessions that had results emitted. @defaultValue true */
+  retractions?: boolean;
 }
+
+/** A replaced session still to be retracted: `[start, end, emitSeq]`. */
+type Retraction = [number, number, number];
 
 interface Entry {
   key: string;
@@ -27,6 +32,8 @@ interface Entry {
   acc: unknown;
   emitted: number;
   dirty: boolean;
+  /** Emitted sessions this one replaced, retracted with its next result. */
+  retract?: Retraction[] | undefined;
 }
 
 interface BufferedRecord {
@@ -43,6 +50,8 @@ export interface StoredWindow {
   n: number;
   d: boolean;
   a: unknown;
+  /** Pending retractions (sessions), when any. */
+  r?: Retraction[];
 }
 
 /** Serialized per-partition metadata. */
@@ -285,11 +294,19 @@ export class PartitionProcessor<T = unknown> {
     let start = t;
     let last = t;
     let acc: unknown;
+    let retract: Retraction[] | undefined;
     const merge = this.agg.merge as (a: unknown, b: unknown) => unknown;
     for (const h of hits) {
       start = Math.min(start, h.start);
       last = Math.max(last, h.end - 1);
       acc = acc === undefined ? h.acc : merge(acc, h.acc);
+      // A replaced session that was emitted is retracted with the merged
+      // session's next result (same commit), as are the ones it replaced.
+      if (this.cfg.retractions !== false && (h.emitted > 0 || h.retract)) {
+        retract ??= [];
+        if (h.retract) retract.push(...h.retract);
+        if (h.emitted > 0) retract.push([h.start, h.end, h.emitted]);
+      }
       const hid = wid(key, h.start);
       this.windows.delete(hid);
       this.unindex(key, h.start);
@@ -305,12 +322,34 @@ export class PartitionProcessor<T = unknown> {
       acc,
       emitted: 0,
       dirty: false,
+      retract,
     };
     const id = wid(key, start);
     this.windows.set(id, e);
     this.index(key, start);
     this.heap.push(e.closeAt, id);
     this.touch(id, e);
+  }
+
+  /** Pushes the entry's pending retractions, then its next result. */
+  private emit(e: Entry, final: boolean, out: ProcessorOutput<T>): void {
+    if (e.retract) {
+      for (const [start, end, emitSeq] of e.retract) {
+        out.results.push({
+          key: e.key,
+          windowStart: start,
+          windowEnd: end,
+          value: null,
+          final: false,
+          emitSeq,
+          partition: this.partition,
+          id: windowResultId(e.key, start, end, emitSeq),
+          retracted: true,
+        });
+      }
+      e.retract = undefined;
+    }
+    out.results.push(this.result(e, final));
   }
 
   private result(e: Entry, final: boolean): WindowResult<unknown> {
@@ -334,7 +373,7 @@ export class PartitionProcessor<T = unknown> {
       const e = this.windows.get(id);
       if (!e) continue;
       e.dirty = false;
-      out.results.push(this.result(e, false));
+      this.emit(e, false, out);
       this.dirtyWindows.set(id, e);
     }
     this.changed.clear();
@@ -351,7 +390,7 @@ export class PartitionProcessor<T = unknown> {
       }
       const e = this.windows.get(id);
       if (!e || e.closeAt !== at) continue;
-      out.results.push(this.result(e, true));
+      this.emit(e, true, out);
       this.windows.delete(id);
       this.changed.delete(id);
       if (this.usesKeyIndex) this.unindex(e.key, e.start);
@@ -409,7 +448,7 @@ export class PartitionProcessor<T = unknown> {
   }
 
   private encode(e: Entry): StoredWindow {
-    return {
+    const w: StoredWindow = {
       k: e.key,
       s: e.start,
       e: e.end,
@@ -418,6 +457,8 @@ export class PartitionProcessor<T = unknown> {
       d: e.dirty,
       a: this.agg.encode ? this.agg.encode(e.acc) : structuredClone(e.acc),
     };
+    if (e.retract) w.r = e.retract.map((r) => [r[0], r[1], r[2]]);
+    return w;
   }
 
   /** Every open window and buffer, as mutations (a full snapshot). */
@@ -447,6 +488,7 @@ export class PartitionProcessor<T = unknown> {
         acc: this.agg.decode ? this.agg.decode(w.a) : w.a,
         emitted: w.n,
         dirty: w.d,
+        retract: w.r && w.r.length > 0 ? w.r.map((r) => [r[0], r[1], r[2]]) : undefined,
       };
       const id = wid(e.key, e.start);
       this.windows.set(id, e);
