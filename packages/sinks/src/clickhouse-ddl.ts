@@ -233,13 +233,19 @@ export interface WindowResultTableOptions {
 
 /**
  * `CREATE TABLE IF NOT EXISTS` for window results: a ReplacingMergeTree keyed
- * by (key, window_start) with `emit_seq` as the version, so replays and later
- * emissions of the same window collapse to the latest. Rows come from
- * {@link windowResultRow}. Read with `FINAL` (or `argMax(value, emit_seq)`):
+ * by the window (key, window_start, window_end) with `emit_seq` as the
+ * version, so replays and later emissions of the same window collapse to the
+ * latest. A retraction (a session merged into another) is the window's last
+ * emission, with `deleted = 1`: it wins the collapse and marks the window
+ * gone, so queries keep `deleted = 0` (the same on every server version;
+ * 18.16 has no `is_deleted` engine parameter nor lightweight `DELETE`).
+ * Rows come from {@link windowResultRow}. Read with `FINAL` (or
+ * `argMax(…, emit_seq)`), filtering on `deleted` after the collapse:
  *
  * ```sql
- * SELECT key, window_start, window_end, value FROM window_results FINAL WHERE key = 'u1'
- * SELECT key, window_start, argMax(value, emit_seq) AS value FROM window_results GROUP BY key, window_start
+ * SELECT key, window_start, window_end, value FROM (SELECT * FROM window_results FINAL) WHERE deleted = 0
+ * SELECT key, window_start, window_end, argMax(value, emit_seq) AS value FROM window_results
+ * GROUP BY key, window_start, window_end HAVING argMax(deleted, emit_seq) = 0
  * ```
  *
  * @param options - table name and server features
@@ -264,13 +270,14 @@ export function windowResultTableSql(options: WindowResultTableOptions): string 
   window_end ${time},
   emit_seq UInt32,
   final UInt8,
+  deleted UInt8 DEFAULT 0,
   partition UInt32,
   id String,
   value String
 )
 ENGINE = ReplacingMergeTree(emit_seq)
 PARTITION BY ${day}
-ORDER BY (key, window_start)`;
+ORDER BY (key, window_start, window_end)`;
   if (options.ttl !== undefined && f.ttl) {
     const seconds = Math.max(1, Math.round(parseDuration(options.ttl, "ttl") / 1000));
     const end = f.dateTime64 ? "toDateTime(window_end)" : "toDateTime(intDiv(window_end, 1000))";
@@ -296,12 +303,16 @@ export interface WindowResultLike<V = unknown> {
   emitSeq: number;
   partition: number;
   id: string;
+  /** True on a retraction: the window no longer exists (its value is `null`). */
+  retracted?: boolean;
 }
 
 /**
  * Maps a window result to a row of {@link windowResultTableSql}'s table:
- * window bounds as epoch ms, the value as JSON text. Pass as the sink's
- * `toRow`.
+ * window bounds as epoch ms, the value as JSON text. A retraction becomes a
+ * row with `deleted: 1` (and value `null`) that supersedes the window's
+ * earlier rows; other rows leave `deleted` to its default 0, so tables made
+ * before retractions existed still take them. Pass as the sink's `toRow`.
  *
  * @param result - a window result
  * @returns the row
@@ -322,5 +333,6 @@ export function windowResultRow(result: WindowResultLike): Record<string, unknow
     partition: result.partition,
     id: result.id,
     value: JSON.stringify(result.value),
+    ...(result.retracted === true ? { deleted: 1 } : {}),
   };
 }

@@ -81,6 +81,13 @@ export interface RedisCommand {
  * - `stream`: `XADD key [MAXLEN ~ n] * data <json>`
  * - `publish`: `PUBLISH channel <json>` for live consumers
  *
+ * A window result with `retracted: true` (a session that merged into
+ * another, from `@sluice/windowing`) removes its window: `hash` → `DEL key`,
+ * `leaderboard` → `ZREM board member`; `counter` and `leaderboard` with
+ * `scoreMode: "increment"` write nothing (a retraction carries no value to
+ * subtract); `stream` and `publish` pass it on; a function receives it like
+ * any record (check `record.retracted`).
+ *
  * @typeParam R - the record type
  * @since 0.1.0
  */
@@ -342,8 +349,19 @@ export function createRedisSink<R>(options: RedisSinkOptions<R>): RedisSink<R> {
       return k;
     });
 
+  const memberOf = (r: R): string => options.member?.(r) ?? scalar(field(r, "key"));
   const builtIn = (r: R): RedisCommand[] => {
     const value = field<unknown>(r, "value");
+    if (field<unknown>(r, "retracted") === true) {
+      // A retraction withdraws a window that no longer exists (a session
+      // merged into another); the merged session's result comes after it.
+      if (mode === "hash") return [{ command: "DEL", key: keyOf(r), args: [] }];
+      if (mode === "leaderboard" && options.scoreMode !== "increment")
+        return [{ command: "ZREM", key: keyOf(r), args: [memberOf(r)] }];
+      // an increment cannot be undone without the value it added
+      if (mode === "counter" || mode === "leaderboard") return [];
+      // stream and publish pass it on, as it is
+    }
     switch (mode) {
       case "hash": {
         const fields =
@@ -368,7 +386,7 @@ export function createRedisSink<R>(options: RedisSinkOptions<R>): RedisSink<R> {
       }
       case "leaderboard": {
         const score = options.score?.(r) ?? numberOr(value, 1);
-        const member = options.member?.(r) ?? scalar(field(r, "key"));
+        const member = memberOf(r);
         return options.scoreMode === "increment"
           ? [{ command: "ZINCRBY", key: keyOf(r), args: [score, member] }]
           : [{ command: "ZADD", key: keyOf(r), args: [score, member] }];

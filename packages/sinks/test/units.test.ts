@@ -145,8 +145,22 @@ describe("helpers", () => {
     });
     const sql = windowResultTableSql({ table: "w", features: featuresOf("18.16.1"), ttl: "1d" });
     expect(sql).toContain("ReplacingMergeTree(emit_seq)");
-    expect(sql).toContain("ORDER BY (key, window_start)");
+    expect(sql).toContain("ORDER BY (key, window_start, window_end)");
+    expect(sql).toContain("deleted UInt8 DEFAULT 0");
     expect(sql).toContain("window_start UInt64");
+    expect(
+      windowResultRow({
+        key: "u",
+        windowStart: 1,
+        windowEnd: 2,
+        value: null,
+        final: false,
+        emitSeq: 4,
+        partition: 4,
+        id: "1:2:4:u",
+        retracted: true,
+      }),
+    ).toMatchObject({ emit_seq: 4, final: 0, deleted: 1, value: "null", id: "1:2:4:u" });
     expect(sql).not.toContain("TTL");
     expect(() => windowResultTableSql({ table: "w;drop" })).toThrow(
       expect.objectContaining({ code: "SINK_INVALID_IDENTIFIER" }),
