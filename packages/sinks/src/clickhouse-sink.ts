@@ -62,6 +62,17 @@ export interface ClickHouseSinkOptions<R> extends BatchingOptions<R> {
   maxInFlightBatches?: number;
   /** Extra settings sent with every insert, e.g. `{ date_time_input_format: "best_effort" }`. */
   insertSettings?: Record<string, string | number>;
+  /**
+   * How long an insert answered "unknown table" (code 60) or "unknown
+   * database" (81) is retried before the sink fails with `SINK_REJECTED`.
+   * A server shutting down detaches its tables, and one starting attaches
+   * them, while still answering queries: a restart then looks like a missing
+   * table for a few seconds. The time counts from the first such answer in a
+   * row (other failures in between, such as a refused connection while the
+   * server is down, start it over). `0` fails at the first answer.
+   * @defaultValue '1m'
+   */
+  missingTableRetryMs?: Duration;
 }
 
 /**
@@ -99,7 +110,9 @@ type Payload = string;
  * does not duplicate rows. Retryable errors (connection refused or reset,
  * timeouts, `TOO_MANY_PARTS` with a 10× slower backoff, overload) are retried
  * with exponential backoff and jitter while the buffer fills and then holds
- * writers back. Rows the server refuses (parse errors, type mismatches) are
+ * writers back; an unknown table or database is retried for
+ * `missingTableRetryMs` (a restarting server answers so for a moment), then
+ * fails the sink. Rows the server refuses (parse errors, type mismatches) are
  * isolated by bisecting the batch and handed to `deadLetter`.
  *
  * @typeParam R - the record type
@@ -138,6 +151,18 @@ export function createClickHouseSink<R>(options: ClickHouseSinkOptions<R>): Clic
   if (options.toRow !== undefined && typeof options.toRow !== "function") {
     throw new SinkError("SINK_INVALID_OPTIONS", "toRow must be a function");
   }
+  let missingTableRetryMs: number;
+  try {
+    missingTableRetryMs = parseDuration(options.missingTableRetryMs ?? "1m", "missingTableRetryMs");
+  } catch (err) {
+    throw new SinkError("SINK_INVALID_OPTIONS", (err as Error).message, { cause: err });
+  }
+  const target =
+    options.database === undefined ? options.table : `${options.database}.${options.table}`;
+  const missingTable = {
+    retryForMs: missingTableRetryMs,
+    advice: `table ${target} does not exist on the server: create it (eventTableSql and windowResultTableSql give DDL) or correct table / database; if the server only restarted and attaches its tables slowly, raise missingTableRetryMs (now ${missingTableRetryMs} ms)`,
+  };
   let executor: ClickHouseExecutor;
   if (options.url !== undefined) {
     let keepAlive: number;
@@ -225,7 +250,7 @@ export function createClickHouseSink<R>(options: ClickHouseSinkOptions<R>): Clic
       });
       return undefined;
     },
-    classify: classifyClickHouse,
+    classify: (err) => classifyClickHouse(err, missingTable),
     release: () => executor.close(),
     ping: async () => {
       await executor.queryRows("SELECT 1 AS ok");

@@ -1,5 +1,5 @@
 import diagnostics from "node:diagnostics_channel";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { BatchingOptions, DeadLetter } from "../src/index.js";
 import { BatchingSink, type SinkDriver } from "../src/internal/batching-sink.js";
 import { SinkError } from "../src/sink-error.js";
@@ -15,6 +15,9 @@ class MemoryStore {
   rows: Rec[] = [];
   tokens = new Set<string>();
   failNext = 0;
+  /** Answers "not there yet" (retried only for a bounded time) this many times. */
+  missingNext = 0;
+  missingForMs = 0;
   rejectIf: (r: Rec) => boolean = () => false;
   sends = 0;
 }
@@ -35,6 +38,10 @@ function memorySink(store: MemoryStore, options: BatchingOptions<Rec> = {}) {
         store.failNext--;
         throw Object.assign(new Error("connection refused"), { code: "ECONNREFUSED" });
       }
+      if (store.missingNext > 0) {
+        store.missingNext--;
+        throw Object.assign(new Error("table t doesn't exist"), { code: "MISSING" });
+      }
       if (batch.some((e) => store.rejectIf(e.record))) {
         throw Object.assign(new Error("bad row"), { code: "BAD" });
       }
@@ -50,6 +57,9 @@ function memorySink(store: MemoryStore, options: BatchingOptions<Rec> = {}) {
     },
     classify(err) {
       const code = (err as { code?: string }).code ?? "UNKNOWN";
+      if (code === "MISSING") {
+        return { retryable: true, code, retryForMs: store.missingForMs, advice: "create t" };
+      }
       return { retryable: code === "ECONNREFUSED", code };
     },
     async release() {},
@@ -84,6 +94,7 @@ describe("BatchingSink", () => {
   const subs: Array<[string, (m: unknown) => void]> = [];
   afterEach(() => {
     for (const [name, fn] of subs.splice(0)) diagnostics.unsubscribe(name, fn);
+    vi.restoreAllMocks();
   });
   function listen(name: string): unknown[] {
     const got: unknown[] = [];
@@ -122,6 +133,100 @@ describe("BatchingSink", () => {
     expect(err.retryable).toBe(true);
     expect(store.sends).toBe(3);
     await expect(sink.write(recs(1, 9))).rejects.toMatchObject({ code: "SINK_RETRIES_EXHAUSTED" });
+  });
+
+  it("retries an answer bounded by retryForMs while it lasts less than the bound", async () => {
+    const store = new MemoryStore();
+    store.missingNext = 4;
+    store.missingForMs = 10_000;
+    const retries = listen("sluice:sink:retry");
+    const sink = memorySink(store);
+    await sink.write(recs(5));
+    await sink.flush();
+    expect(store.rows).toHaveLength(5);
+    expect(retries).toHaveLength(4);
+    expect(retries[0]).toMatchObject({ attempt: 1, code: "MISSING" });
+    await sink.close();
+  });
+
+  it("fails with SINK_REJECTED, without bisecting, once a bounded answer outlasts retryForMs", async () => {
+    const store = new MemoryStore();
+    store.missingNext = 1_000_000;
+    store.missingForMs = 200;
+    const sink = memorySink(store, { retry: { initialDelayMs: 10, maxDelayMs: 20 } });
+    await sink.write(recs(4));
+    const started = performance.now();
+    const err = await sink.flush().catch((e) => e);
+    const tookMs = performance.now() - started;
+    expect(err).toMatchObject({ code: "SINK_REJECTED", retryable: false });
+    expect(err.message).toMatch(
+      /failed \(MISSING\) after \d+ attempts in \d+ ms: table t doesn't exist; create t$/,
+    );
+    expect(tookMs).toBeGreaterThanOrEqual(190);
+    expect(tookMs).toBeLessThan(2_000);
+    // Only the whole batch was sent, never halves.
+    expect(store.sends).toBeGreaterThan(3);
+    expect(store.rows).toEqual([]);
+    await expect(sink.write(recs(1, 9))).rejects.toMatchObject({ code: "SINK_REJECTED" });
+  });
+
+  it("retryForMs 0 fails at the first answer; another failure in between starts the bound over", async () => {
+    const store = new MemoryStore();
+    store.missingNext = 1;
+    const sink = memorySink(store);
+    await sink.write(recs(2));
+    await expect(sink.flush()).rejects.toMatchObject({
+      code: "SINK_REJECTED",
+      message: 'memory sink "memory" failed (MISSING): table t doesn\'t exist; create t',
+    });
+    expect(store.sends).toBe(1);
+
+    // 3 bounded answers (160 ms apart at most), a refused connection, 3 more
+    // (480 ms from the first): each run is shorter than the 300 ms bound, the
+    // two together are not.
+    vi.spyOn(Math, "random").mockReturnValue(1);
+    const again = new MemoryStore();
+    again.missingForMs = 300;
+    const sequence = [
+      "MISSING",
+      "MISSING",
+      "MISSING",
+      "ECONNREFUSED",
+      "MISSING",
+      "MISSING",
+      "MISSING",
+    ];
+    const delays: number[] = [];
+    const onRetry = listen("sluice:sink:retry");
+    const flaky = new BatchingSink<Rec, string>(
+      {
+        kind: "memory",
+        prepare: (r) => JSON.stringify(r),
+        sizeOf: (p) => p.length,
+        async send(batch) {
+          const code = sequence.shift();
+          if (code) throw Object.assign(new Error(code), { code });
+          for (const e of batch) again.rows.push(JSON.parse(e.payload));
+          return undefined;
+        },
+        classify(err) {
+          const code = (err as { code: string }).code;
+          return code === "MISSING"
+            ? { retryable: true, code, retryForMs: again.missingForMs }
+            : { retryable: true, code };
+        },
+        async ping() {},
+        async release() {},
+      },
+      { retry: { initialDelayMs: 80, maxDelayMs: 80, multiplier: 1 } },
+      { name: "memory", maxBatchRows: 10 },
+    );
+    await flaky.write(recs(3));
+    await flaky.flush();
+    for (const m of onRetry) delays.push((m as { delayMs: number }).delayMs);
+    expect(again.rows).toHaveLength(3);
+    expect(delays).toEqual([80, 80, 80, 80, 80, 80, 80]);
+    await flaky.close();
   });
 
   it("bisects a permanently rejected batch and dead-letters only the bad record", async () => {

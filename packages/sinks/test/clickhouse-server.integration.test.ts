@@ -9,7 +9,16 @@ import {
   windowResultTableSql,
 } from "../src/index.js";
 import { runSinkConformance } from "../src/test.js";
-import { env, hostPort, streamThroughOutage, TcpProxy, uniqueName } from "./helpers.js";
+import {
+  env,
+  hostPort,
+  onRetry,
+  windowResultFixture as result,
+  sleep,
+  streamThroughOutage,
+  TcpProxy,
+  uniqueName,
+} from "./helpers.js";
 
 const client: ClickHouseClient = createClient({
   url: env.clickhouseUrl,
@@ -27,21 +36,6 @@ async function windowTable(prefix: string): Promise<string> {
   created.push(table);
   await client.command({ query: windowResultTableSql({ table, features }) });
   return table;
-}
-
-function result(i: number, seq = 0): WindowResultLike<{ count: number }> {
-  const windowStart = 1_700_000_000_000 + (i % 5) * 60_000;
-  const key = `user-${Math.floor(i / 5)}`;
-  return {
-    key,
-    windowStart,
-    windowEnd: windowStart + 60_000,
-    value: { count: i + 1 },
-    final: true,
-    emitSeq: seq,
-    partition: i % 3,
-    id: `${key}|${windowStart}|${windowStart + 60_000}|${seq}`,
-  };
 }
 
 beforeAll(async () => {
@@ -170,13 +164,68 @@ describe("ClickHouse sink on the server", () => {
     expect(letters[0]!.code).toMatch(/^CLICKHOUSE_\d+$/);
   });
 
-  it("fails the sink without bisecting when the table does not exist", async () => {
+  it("fails the sink without bisecting once the table stays missing for missingTableRetryMs", async () => {
+    const table = uniqueName("sinks_missing");
     const sink = createClickHouseSink({
       url: env.clickhouseUrl,
-      table: uniqueName("sinks_missing"),
+      table,
+      missingTableRetryMs: "1.5s",
+      retry: { initialDelayMs: 100, maxDelayMs: 300 },
     });
+    const retries = onRetry();
     await sink.write([{ id: "a" }, { id: "b" }]);
-    await expect(sink.flush()).rejects.toMatchObject({ code: "SINK_REJECTED" });
+    const t0 = Date.now();
+    const err = await sink.flush().catch((e: unknown) => e);
+    const tookMs = Date.now() - t0;
+    retries.stop();
+    expect(err).toMatchObject({ code: "SINK_REJECTED", retryable: false });
+    const message = (err as Error).message;
+    expect(message).toMatch(/\(CLICKHOUSE_60\) after \d+ attempts in \d+ ms: /);
+    expect(message).toContain(`table ${table} does not exist on the server: create it`);
+    expect(message).toContain("raise missingTableRetryMs (now 1500 ms)");
+    expect(tookMs).toBeGreaterThanOrEqual(1_500);
+    expect(tookMs).toBeLessThan(10_000);
+    // The whole batch was retried, never bisected into single rows.
+    expect(retries.seen.length).toBeGreaterThan(2);
+    expect(retries.seen.every((m) => m.code === "CLICKHOUSE_60")).toBe(true);
+    await expect(sink.close()).rejects.toMatchObject({ code: "SINK_REJECTED" });
+
+    // An unknown database (81) the same way; 0 fails at the first answer.
+    const noDb = createClickHouseSink({
+      url: env.clickhouseUrl,
+      database: uniqueName("sinks_no_db"),
+      table,
+      missingTableRetryMs: 0,
+    });
+    await noDb.write([{ id: "a" }]);
+    await expect(noDb.flush()).rejects.toMatchObject({
+      code: "SINK_REJECTED",
+      message: expect.stringMatching(/^clickhouse sink "\w+" failed \(CLICKHOUSE_81\): /),
+    });
+  });
+
+  it("a table that appears within missingTableRetryMs (a server attaching its tables) gets every row once", async () => {
+    const table = uniqueName("sinks_late_table");
+    const sink = createClickHouseSink({
+      url: env.clickhouseUrl,
+      table,
+      toRow: windowResultRow,
+      retry: { initialDelayMs: 100, maxDelayMs: 500 },
+    });
+    const retries = onRetry();
+    const records = Array.from({ length: 50 }, (_, i) => result(i));
+    await sink.write(records);
+    const flushed = sink.flush();
+    await sleep(2_000);
+    created.push(table);
+    await client.command({ query: windowResultTableSql({ table, features }) });
+    await flushed;
+    await sink.close();
+    retries.stop();
+    expect(retries.seen.length).toBeGreaterThan(0);
+    expect(retries.seen.every((m) => m.code === "CLICKHOUSE_60")).toBe(true);
+    const back = await rows<{ id: string }>(`SELECT id FROM \`${table}\` FINAL ORDER BY id`);
+    expect(back.map((r) => r.id)).toEqual(records.map((r) => r.id).sort());
   });
 
   it("survives a 15 s server outage: buffers, holds writers back, then counts and sums are exact", async () => {

@@ -1,5 +1,6 @@
 import diagnostics from "node:diagnostics_channel";
 import net from "node:net";
+import type { WindowResultLike } from "../src/index.js";
 
 export const env = {
   clickhouseUrl: process.env.SLUICE_CLICKHOUSE_URL ?? "http://127.0.0.1:8123",
@@ -65,6 +66,26 @@ export function hostPort(url: string): { host: string; port: number } {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Collects the sinks' `sluice:sink:retry` messages until `stop()`. */
+export function onRetry(): { seen: Array<{ code: string; attempt: number }>; stop(): void } {
+  const seen: Array<{ code: string; attempt: number }> = [];
+  const fn = (m: unknown) => void seen.push(m as { code: string; attempt: number });
+  diagnostics.subscribe("sluice:sink:retry", fn);
+  return { seen, stop: () => diagnostics.unsubscribe("sluice:sink:retry", fn) };
+}
+
+/** A loopback port nothing listens on now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 /**
  * Streams batches into a sink through `proxy`, cuts the proxy for `outageMs`
  * mid-stream, restores it, keeps writing until `minRecords`, then flushes.
@@ -73,7 +94,8 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 export async function streamThroughOutage<R>(opts: {
   sink: { write(records: readonly R[]): Promise<void>; flush(): Promise<void> };
-  proxy: TcpProxy;
+  /** What goes down and comes back: a {@link TcpProxy}, or a private server. */
+  proxy: { stop(): Promise<void>; start(): Promise<void> };
   outageMs: number;
   record: (i: number) => R;
   minRecords?: number;
@@ -111,4 +133,20 @@ export async function streamThroughOutage<R>(opts: {
     diagnostics.unsubscribe("sluice:sink:buffer", onBuffer);
     diagnostics.unsubscribe("sluice:sink:retry", onRetry);
   }
+}
+
+/** Window result `i` (5 windows per key, count i + 1) for the ClickHouse tests. */
+export function windowResultFixture(i: number, seq = 0): WindowResultLike<{ count: number }> {
+  const windowStart = 1_700_000_000_000 + (i % 5) * 60_000;
+  const key = `user-${Math.floor(i / 5)}`;
+  return {
+    key,
+    windowStart,
+    windowEnd: windowStart + 60_000,
+    value: { count: i + 1 },
+    final: true,
+    emitSeq: seq,
+    partition: i % 3,
+    id: `${key}|${windowStart}|${windowStart + 60_000}|${seq}`,
+  };
 }

@@ -74,9 +74,30 @@ describe("ClickHouse error classification", () => {
       fatal: false,
       code: "CLICKHOUSE_27",
     });
-    expect(classifyClickHouse({ code: "60" })).toMatchObject({ retryable: false, fatal: true });
+    expect(classifyClickHouse({ code: "164" })).toMatchObject({ retryable: false, fatal: true });
+    expect(classifyClickHouse({ code: "516" })).toMatchObject({ retryable: false, fatal: true });
     expect(classifyClickHouse(new SinkError("SINK_UNSUPPORTED", "x"))).toMatchObject({
       fatal: true,
+    });
+  });
+
+  it("retries an unknown table or database for the sink's bound, by default not at all", () => {
+    for (const code of ["60", "81"]) {
+      expect(classifyClickHouse({ code })).toEqual({
+        retryable: true,
+        code: `CLICKHOUSE_${code}`,
+        retryForMs: 0,
+      });
+      expect(classifyClickHouse({ code }, { retryForMs: 60_000, advice: "create it" })).toEqual({
+        retryable: true,
+        code: `CLICKHOUSE_${code}`,
+        retryForMs: 60_000,
+        advice: "create it",
+      });
+    }
+    expect(classifyClickHouse({ code: "241" }, { retryForMs: 5, advice: "x" })).toEqual({
+      retryable: true,
+      code: "CLICKHOUSE_241",
     });
   });
 });

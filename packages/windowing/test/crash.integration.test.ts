@@ -8,11 +8,9 @@
 // Knobs: SLUICE_CRASH_EVENTS, SLUICE_CRASH_KILLS, SLUICE_CRASH_SEED;
 // SLUICE_CRASH_DIAG=<dir> writes the duplicates (with partition@offset) of a
 // failing run there and keeps its topics for inspection.
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import type { Message } from "kafkajs";
 import { expect, it } from "vitest";
 import {
@@ -23,6 +21,7 @@ import {
   tumbling,
   type WindowResult,
 } from "../src/index.js";
+import { killRepeatedly, log, sleep, stopJob } from "./crash-harness.js";
 import {
   brokerFixture,
   brokers,
@@ -33,63 +32,7 @@ import {
 } from "./kafka-helpers.js";
 
 type Ev = { user: string; amount: number; ts: number };
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, "../../..");
-
 const { kafka, admin, prefixes, dirs, children } = brokerFixture();
-
-interface Job {
-  child: ChildProcess;
-  ready: Promise<void>;
-  /** Records this process has processed so far (from its `records` lines). */
-  processed: () => number;
-}
-
-function startJob(envs: Record<string, string>): Job {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", path.join(here, "fixtures/crash-job.ts")],
-    {
-      cwd: root,
-      env: {
-        ...process.env,
-        ...envs,
-        TSX_TSCONFIG_PATH: path.join(root, "packages/windowing/tsconfig.json"),
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
-  children.push(child);
-  let err = "";
-  let processed = 0;
-  let pendingLine = "";
-  child.stderr?.on("data", (d) => {
-    err += String(d);
-    log(`job stderr: ${String(d).trim()}`);
-  });
-  const ready = new Promise<void>((resolve, reject) => {
-    child.stdout?.on("data", (d) => {
-      const lines = (pendingLine + String(d)).split("\n");
-      pendingLine = lines.pop() ?? "";
-      for (const line of lines) {
-        if (line === "ready") resolve();
-        const m = /^records \d+ (\d+)$/.exec(line);
-        if (m) processed += Number(m[1]);
-      }
-    });
-    child.on("exit", (code, signal) =>
-      reject(new Error(`job exited (${code ?? signal}) before ready: ${err.slice(-2000)}`)),
-    );
-  });
-  ready.catch(() => {});
-  return { child, ready, processed: () => processed };
-}
-
-const t0 = Date.now();
-const log = (m: string) => {
-  if (process.env.SLUICE_TEST_VERBOSE) console.log(`[crash +${Date.now() - t0} ms] ${m}`);
-};
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // The kills land at random moments: some while the job is still restoring
 // or has just started, most after it has processed a random share of the
@@ -152,47 +95,17 @@ it("SIGKILL at random moments, restart: read_committed output equals the oracle 
     }
   })();
 
-  let kills = 0;
-  let seed = Number(process.env.SLUICE_CRASH_SEED ?? 12345);
-  const rand = () => {
-    seed = (seed * 1103515245 + 12345) % 2 ** 31;
-    return seed / 2 ** 31;
-  };
-  const wantKills = Number(process.env.SLUICE_CRASH_KILLS ?? 6);
-  while (kills < wantKills) {
-    const job = startJob(env);
-    await job.ready;
-    // One kill in three comes soon after start (restore, first commits);
-    // the others once this process has handled a random share of the input.
-    const early = rand() < 1 / 3;
-    const quota = early ? 0 : Math.floor((rand() * (1.5 * total)) / wantKills);
-    const delay = 100 + rand() * (early ? 1500 : 400);
-    const until = Date.now() + 30_000;
-    while (job.processed() < quota && Date.now() < until) await sleep(20);
-    await sleep(delay);
-    log(`kill ${kills + 1}: processed ${job.processed()} (quota ${quota})`);
-    job.child.kill("SIGKILL");
-    if (job.child.exitCode === null && job.child.signalCode === null)
-      await new Promise((r) => job.child.once("exit", r));
-    kills++;
-  }
-  await producing;
-  const last = startJob(env);
-  await last.ready;
-  log("last job ready");
-  // Done when the group's committed offsets reach the end of the source.
-  const ends = await admin.fetchTopicOffsets(source);
-  const deadline = Date.now() + 150_000;
-  for (;;) {
-    const committed = await admin.fetchOffsets({ groupId: base, topics: [source] });
-    const behind = ends.filter((e) => {
-      const c = committed[0]?.partitions.find((x) => x.partition === e.partition)?.offset;
-      return c === undefined || BigInt(c) < BigInt(e.high);
-    }).length;
-    log(`partitions behind: ${behind}`);
-    if (behind === 0 || Date.now() > deadline) break;
-    await sleep(1000);
-  }
+  const { kills, last } = await killRepeatedly({
+    admin,
+    children,
+    env,
+    groupId: base,
+    source,
+    total,
+    kills: Number(process.env.SLUICE_CRASH_KILLS ?? 6),
+    seed: Number(process.env.SLUICE_CRASH_SEED ?? 12345),
+    producing,
+  });
   const rows = await readAll(kafka, admin, output, 120_000);
   const got = rows.map((r) => {
     const w = JSON.parse(r.value as string) as WindowResult<unknown>;
@@ -200,12 +113,7 @@ it("SIGKILL at random moments, restart: read_committed output equals the oracle 
   });
   const where = rows.map((r) => `${r.partition}@${r.offset}`);
   log(`output ${got.length}/${expected.length}`);
-  last.child.kill("SIGTERM");
-  const forced = setTimeout(() => last.child.kill("SIGKILL"), 15_000);
-  if (last.child.exitCode === null && last.child.signalCode === null) {
-    await new Promise((r) => last.child.once("exit", r));
-  }
-  clearTimeout(forced);
+  await stopJob(last);
   if (got.length !== expected.length && process.env.SLUICE_CRASH_DIAG) {
     const seen = new Map<string, string>();
     const dups: string[] = [];
@@ -221,7 +129,7 @@ it("SIGKILL at random moments, restart: read_committed output equals the oracle 
     );
     prefixes.splice(prefixes.indexOf(base), 1);
   }
-  expect(kills).toBeGreaterThanOrEqual(Math.min(5, wantKills));
+  expect(kills).toBeGreaterThanOrEqual(Math.min(5, Number(process.env.SLUICE_CRASH_KILLS ?? 6)));
   expect(got.length).toBe(expected.length);
   expect(got.sort()).toEqual(expected);
 });

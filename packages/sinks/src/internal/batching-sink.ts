@@ -22,6 +22,16 @@ export interface Classified {
   fatal?: boolean;
   /** Multiplier on the backoff base, e.g. for TOO_MANY_PARTS. */
   slowdown?: number;
+  /**
+   * Retryable only for this long (ms), counted from the first of an unbroken
+   * run of such answers for a batch; then the sink fails (`SINK_REJECTED`).
+   * For answers a restarting destination gives for a moment but that are
+   * otherwise permanent, such as ClickHouse's unknown table while a server
+   * starts or shuts down. 0 fails at the first answer.
+   */
+  retryForMs?: number;
+  /** What to do, appended to the error when this failure fails the sink. */
+  advice?: string;
 }
 
 /** The destination-specific half of a sink. */
@@ -421,8 +431,21 @@ export class BatchingSink<R, P> implements DisposableSink<R> {
     publishBatch(error === undefined ? msg : { ...msg, error });
   }
 
+  /** The error that fails the sink on a permanent, table- or sink-level failure. */
+  #fatal(err: unknown, c: Classified, after = ""): Error {
+    if (SinkError.isInstance(err)) return err;
+    const advice = c.advice ? `; ${c.advice}` : "";
+    return new SinkError(
+      "SINK_REJECTED",
+      `${this.#driver.kind} sink "${this.name}" failed (${c.code})${after}: ${(err as Error)?.message ?? String(err)}${advice}`,
+      { cause: err },
+    );
+  }
+
   /** Sends a batch until acknowledged; bisects permanent rejections. */
   async #deliver(batch: Entry<R, P>[]): Promise<void> {
+    /** Start of the current run of answers retried only for `retryForMs`. */
+    let boundedSince: number | undefined;
     for (let attempt = 1; ; attempt++) {
       const started = performance.now();
       let bytes = 0;
@@ -442,14 +465,20 @@ export class BatchingSink<R, P> implements DisposableSink<R> {
       } catch (err) {
         const c = this.#driver.classify(err);
         this.#publishBatch(batch.length, bytes, started, c.code);
-        if (c.fatal) {
-          throw SinkError.isInstance(err)
-            ? err
-            : new SinkError(
-                "SINK_REJECTED",
-                `${this.#driver.kind} sink "${this.name}" failed (${c.code}): ${(err as Error)?.message ?? String(err)}`,
-                { cause: err },
-              );
+        if (c.fatal) throw this.#fatal(err, c);
+        if (c.retryForMs === undefined) {
+          boundedSince = undefined;
+        } else {
+          const now = performance.now();
+          boundedSince ??= now;
+          const elapsedMs = Math.round(now - boundedSince);
+          if (elapsedMs >= c.retryForMs) {
+            throw this.#fatal(
+              err,
+              c,
+              elapsedMs > 0 ? ` after ${attempt} attempts in ${elapsedMs} ms` : "",
+            );
+          }
         }
         if (!c.retryable) {
           if (batch.length > 1) {

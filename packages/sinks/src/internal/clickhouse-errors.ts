@@ -9,7 +9,13 @@ const RETRYABLE = new Set([
  * Includes refused credentials and rights (164 READONLY: the user's profile
  * may not write; a replica that lost ZooKeeper is 242, retried).
  */
-const FATAL = new Set([60, 81, 115, 164, 192, 193, 194, 195, 291, 497, 516]);
+const FATAL = new Set([115, 164, 192, 193, 194, 195, 291, 497, 516]);
+/**
+ * UNKNOWN_TABLE and UNKNOWN_DATABASE: permanent on a running server, but a
+ * server shutting down (tables detached) or starting (not attached yet)
+ * answers them for a moment, so they are retried for a bounded time.
+ */
+const MISSING_TABLE = new Set([60, 81]);
 
 const TOO_MANY_PARTS = 252;
 
@@ -23,7 +29,21 @@ export function clickHouseCode(err: unknown): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-export function classifyClickHouse(err: unknown): Classified {
+/** How the sink handles a missing table or database. */
+export interface MissingTablePolicy {
+  /** How long an unbroken run of such answers is retried. */
+  retryForMs: number;
+  /** What to do when it persists (names the table). */
+  advice: string;
+}
+
+/**
+ * Classifies an error of an insert or query.
+ *
+ * @param err - from the client, chDB or the sink itself
+ * @param missingTable - how to treat codes 60 and 81 @defaultValue fail at once
+ */
+export function classifyClickHouse(err: unknown, missingTable?: MissingTablePolicy): Classified {
   const code = clickHouseCode(err);
   if (code === undefined) {
     const sys = (err as { code?: unknown })?.code;
@@ -38,5 +58,13 @@ export function classifyClickHouse(err: unknown): Classified {
   const name = `CLICKHOUSE_${code}`;
   if (code === TOO_MANY_PARTS) return { retryable: true, code: name, slowdown: 10 };
   if (RETRYABLE.has(code)) return { retryable: true, code: name };
+  if (MISSING_TABLE.has(code)) {
+    return {
+      retryable: true,
+      code: name,
+      retryForMs: missingTable?.retryForMs ?? 0,
+      ...(missingTable ? { advice: missingTable.advice } : {}),
+    };
+  }
   return { retryable: false, fatal: FATAL.has(code), code: name };
 }
