@@ -228,13 +228,17 @@ export class TestDriver<T, V> {
     for (const e of this.engines) e.idleAdvance(this.wall, this.out);
   }
 
-  /** Every result emitted so far, in order. */
+  /**
+   * Every result emitted so far, in order, retractions of merged-away
+   * sessions included (`retracted: true`, `value: null`).
+   */
   get results(): readonly WindowResult<V>[] {
     return this.out.results as WindowResult<V>[];
   }
 
   /**
-   * Returns and forgets the results emitted since the previous call.
+   * Returns and forgets the results emitted since the previous call
+   * (retractions included, as in {@link TestDriver.results}).
    *
    * @returns the new results
    */
