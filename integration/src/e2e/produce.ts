@@ -49,13 +49,7 @@ export async function produceThroughFaults(opts: {
     eventTime: "ts",
     lingerMs: 20,
     deliveryTimeoutMs: "5m",
-    // Not the default lz4: decoding an lz4 batch (kafkajs-lz4 on lz4 0.6)
-    // allocates a zeroed 4 MiB block buffer per batch, about 6 ms of CPU
-    // each, and a consumer that catches up decodes a fetch of many batches
-    // at once: aggregator processes (four consumers of the source topic each)
-    // grew to 5-7 GB resident and starved the 2-core machine. zstd decodes a
-    // batch in about 0.2 ms into a buffer of its real size.
-    compression: "zstd",
+    // The producer's default codec, lz4 (lz4-napi), as a deployment runs it.
   });
   const rogue = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await rogue.connect();

@@ -1,6 +1,7 @@
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import path from "node:path";
 import { registerCompressionCodecs } from "@sluice/producer";
+import type { Duration } from "@sluice/schema";
 import { createClickHouseSink, type Sink } from "@sluice/sinks";
 import { createJob, type Job, type PatternMatch, type WindowResult } from "@sluice/windowing";
 import { Kafka, logLevel } from "kafkajs";
@@ -92,6 +93,11 @@ export interface AggregatorOptions {
   onJobRestart?: (applicationId: string, reason: string, restart: number) => void;
   /** Restarts per job before `onJobFailure`. @defaultValue 10 */
   maxJobRestarts?: number;
+  /**
+   * How long the ClickHouse sinks retry an insert answered "unknown table"
+   * (a server restarting) before they fail. @defaultValue the sink's, 1 minute
+   */
+  missingTableRetryMs?: Duration;
 }
 
 interface RunningJob {
@@ -124,12 +130,21 @@ async function startOnce(opts: AggregatorOptions): Promise<Aggregator> {
     ...kafkaClientConfig(c, "sluice-aggregator"),
     logLevel: opts.kafkaLogLevel ?? logLevel.ERROR,
   });
-  const ch = (table: string) => ({ url: c.clickhouseUrl, table, maxDelayMs: 200 });
-  const rawSink = createClickHouseSink<UserEvent>({
-    ...ch(c.tables.events),
-    toRow: (e) => ({ ...rawEventRow(e) }),
-    identity: (e) => e.event_id,
+  const ch = (table: string) => ({
+    url: c.clickhouseUrl,
+    table,
+    maxDelayMs: 200,
+    ...(opts.missingTableRetryMs === undefined
+      ? {}
+      : { missingTableRetryMs: opts.missingTableRetryMs }),
   });
+  const rawEventsSink = () =>
+    createClickHouseSink<UserEvent>({
+      ...ch(c.tables.events),
+      toRow: (e) => ({ ...rawEventRow(e) }),
+      identity: (e) => e.event_id,
+    });
+  let rawSink = rawEventsSink();
   const redis = createRedisOutputs(c);
   const source = (applicationId: string): Job<UserEvent> =>
     createJob<UserEvent>({
@@ -239,6 +254,28 @@ async function startOnce(opts: AggregatorOptions): Promise<Aggregator> {
     if (stopping || supervising) return;
     supervising = true;
     try {
+      // The raw-events copy likewise: a failed sink rejects every later
+      // write, so the consumer starts over from its last commit with a new one.
+      if (raw?.failure && !stopping) {
+        const app = c.applications.raw;
+        const reason = raw.failure.message;
+        restarts[app] = (restarts[app] ?? 0) + 1;
+        if (restarts[app]! > maxRestarts) {
+          opts.onJobFailure?.(app, reason);
+          return;
+        }
+        opts.onJobRestart?.(app, reason, restarts[app]!);
+        await raw.stop().catch(() => undefined);
+        await rawSink.close().catch(() => undefined);
+        rawSink = rawEventsSink();
+        try {
+          raw = await startRawEventsConsumer({ config: c, kafka, sink: rawSink });
+        } catch (err) {
+          // Try again on the next tick.
+          const failure = new Error(`restart failed: ${(err as Error).message}`);
+          raw = { failure, stop: async () => {} };
+        }
+      }
       for (const [app, r] of running) {
         if (stopping || r.job.status !== "closed") continue;
         const reason = warnings.findLast((w) => w.includes(app)) ?? "stopped unexpectedly";

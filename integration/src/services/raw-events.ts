@@ -1,4 +1,4 @@
-import type { Sink } from "@sluice/sinks";
+import { type Sink, SinkError } from "@sluice/sinks";
 import type { Consumer, Kafka } from "kafkajs";
 import type { UserEvent } from "../generator/user-event.js";
 import type { PipelineConfig } from "../pipeline/config.js";
@@ -7,6 +7,12 @@ import { UserEventCodec } from "../pipeline/user-event-codec.js";
 
 /** A running raw-events consumer. */
 export interface RawEventsConsumer {
+  /**
+   * Set once the sink failed for good (a `SinkError`: it rejects every later
+   * write): this consumer makes no progress any more, and its owner replaces
+   * it and the sink, as a job that stopped by itself is restarted.
+   */
+  readonly failure: Error | undefined;
   stop(): Promise<void>;
 }
 
@@ -27,6 +33,7 @@ export async function startRawEventsConsumer(opts: {
   const { config, kafka, sink } = opts;
   let consumer: Consumer | undefined;
   let stopped = false;
+  let failure: Error | undefined;
   const run = async (): Promise<void> => {
     const current = kafka.consumer({
       groupId: config.applications.raw,
@@ -64,8 +71,13 @@ export async function startRawEventsConsumer(opts: {
           }
         }
         if (events.length > 0) {
-          await sink.write(events);
-          await sink.flush();
+          try {
+            await sink.write(events);
+            await sink.flush();
+          } catch (err) {
+            if (SinkError.isInstance(err)) failure ??= err;
+            throw err;
+          }
         }
         // Advance the fetch position, then commit: the sink has acknowledged.
         resolveOffset(batch.lastOffset());
@@ -82,6 +94,9 @@ export async function startRawEventsConsumer(opts: {
   };
   await run();
   return {
+    get failure() {
+      return failure;
+    },
     async stop() {
       stopped = true;
       await consumer?.disconnect();
