@@ -74,7 +74,7 @@ describe("changelog restore", () => {
               const st = fold.result();
               expect(st.sourceOffset).toBe(String(i + 1));
               b = new PartitionProcessor<R>(cfg, 0);
-              b.restore(st.windows, st.buffers, st.meta);
+              b.restore(st.windows, st.buffers, st.meta, st.log);
             }
           });
           b.advanceTo(1e6, outB);

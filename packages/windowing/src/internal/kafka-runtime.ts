@@ -452,7 +452,7 @@ export class KafkaRuntime {
         const r = restored.get(u.partition);
         if (r) {
           const state = r.fold.result();
-          u.engine.processor.restore(state.windows, state.buffers, state.meta);
+          u.engine.processor.restore(state.windows, state.buffers, state.meta, state.log);
           if (state.sourceOffset !== undefined) u.nextOffset = state.sourceOffset;
           // Records read from the changelog beyond the local copy are not in
           // it: bring the copy up to the restored end first, or the next
@@ -928,15 +928,18 @@ export class KafkaRuntime {
         Promise.all(chunks(outputs).map((c) => producer.sendBatch({ topicMessages: c }))),
         heartbeat,
       );
-      // Each changelog key occurs once per commit, so chunks may go in parallel.
+      // In order, one request after another: a partition's deletions of
+      // changelog entries come after its new entries, metadata and source
+      // offset (see encodeMutations), so a crash part-way never leaves the
+      // stored offset with state missing.
       const changelogNext = new Map<number, bigint>();
       const sent = await withHeartbeat(
-        Promise.all(
-          chunks(changelog).map(async (c) => ({
-            c,
-            meta: await producer.sendBatch({ topicMessages: c }),
-          })),
-        ),
+        (async () => {
+          const done: { c: TopicMessages[]; meta: RecordMetadata[] }[] = [];
+          for (const c of chunks(changelog))
+            done.push({ c, meta: await producer.sendBatch({ topicMessages: c }) });
+          return done;
+        })(),
         heartbeat,
       );
       for (const { c, meta } of sent) {

@@ -6,6 +6,7 @@ import type { WindowResult } from "../window-result.js";
 import { WindowingError } from "../windowing-error.js";
 import { MinHeap } from "./min-heap.js";
 import type { ProcessorOutput, StateMutation, StoredMeta, StoredWindow } from "./processor.js";
+import type { WindowLogEntry } from "./window-log.js";
 
 /** One buffered element of operator state, as stored in the changelog. */
 export interface BufferedEntry {
@@ -33,6 +34,7 @@ export interface StateOperator {
     windows: Iterable<StoredWindow>,
     buffers: Iterable<[string, BufferedEntry[]]>,
     meta?: StoredMeta,
+    log?: readonly WindowLogEntry[],
   ): void;
   inspect(): {
     key: string;

@@ -12,6 +12,7 @@ import {
 import { WindowingError } from "../windowing-error.js";
 import { fixedWindowStarts, type WindowSpec } from "../windows.js";
 import { MinHeap } from "./min-heap.js";
+import { WindowLog, type WindowLogEntry } from "./window-log.js";
 
 export interface ProcessorConfig {
   window: WindowSpec;
@@ -32,6 +33,8 @@ interface Entry {
   acc: unknown;
   emitted: number;
   dirty: boolean;
+  /** The changelog log entry holding this window's latest value, once written. */
+  seq?: number | undefined;
   /** Emitted sessions this one replaced, retracted with its next result. */
   retract?: Retraction[] | undefined;
 }
@@ -64,6 +67,8 @@ export interface StoredMeta {
 export type StateMutation =
   | { kind: "window"; key: string; start: number; end: number; value: StoredWindow | null }
   | { kind: "buffer"; key: string; value: BufferedRecord[] | null }
+  /** A window log entry (JSON text), or null to delete it. */
+  | { kind: "log"; seq: number; value: string | null }
   | { kind: "meta"; value: StoredMeta };
 
 export interface ProcessorOutput<T> {
@@ -88,8 +93,8 @@ export class PartitionProcessor<T = unknown> {
   private readonly heap = new MinHeap();
   private readonly changed = new Set<string>();
   private readonly dirtyWindows = new Map<string, Entry | null>();
-  /** Windows whose latest stored value (changelog) is not a tombstone. */
-  private readonly persisted = new Set<string>();
+  /** Changelog entries of window state (see window-log.ts). */
+  private readonly log: WindowLog;
   private readonly dirtyBuffers = new Set<string>();
   private metaDirty = false;
   private _streamTime = Number.NEGATIVE_INFINITY;
@@ -99,6 +104,7 @@ export class PartitionProcessor<T = unknown> {
     this.cfg = cfg;
     this.agg = cfg.aggregator;
     this.partition = partition;
+    this.log = new WindowLog(cfg.window.type === "session");
     if (cfg.window.type === "session" && typeof this.agg.merge !== "function") {
       throw new WindowingError(
         "WINDOWING_INVALID_OPTIONS",
@@ -311,7 +317,7 @@ export class PartitionProcessor<T = unknown> {
       this.windows.delete(hid);
       this.unindex(key, h.start);
       this.changed.delete(hid);
-      this.forget(hid);
+      this.forget(hid, h);
     }
     acc = this.agg.add(acc === undefined ? this.agg.init() : acc, value);
     const e: Entry = {
@@ -394,13 +400,20 @@ export class PartitionProcessor<T = unknown> {
       this.windows.delete(id);
       this.changed.delete(id);
       if (this.usesKeyIndex) this.unindex(e.key, e.start);
-      this.forget(id);
+      this.closed(id, e);
     }
   }
 
-  /** A window was removed: a tombstone only if the store ever saw it. */
-  private forget(id: string): void {
-    if (this.persisted.has(id)) this.dirtyWindows.set(id, null);
+  /** A window closed by stream time: nothing to write (a restore drops it by its closeAt). */
+  private closed(id: string, e: Entry): void {
+    this.log.release(e);
+    this.dirtyWindows.delete(id);
+  }
+
+  /** A window removed by a session merge: a delete marker if the changelog may still hold it. */
+  private forget(id: string, e: Entry): void {
+    this.log.release(e);
+    if (this.log.needsMarker(id)) this.dirtyWindows.set(id, null);
     else this.dirtyWindows.delete(id);
   }
 
@@ -417,18 +430,7 @@ export class PartitionProcessor<T = unknown> {
 
   /** The state changes since the previous call, encoded for storage. */
   drainMutations(): StateMutation[] {
-    const out: StateMutation[] = [];
-    for (const [id, e] of this.dirtyWindows) {
-      if (e) {
-        this.persisted.add(id);
-        out.push({ kind: "window", key: e.key, start: e.start, end: e.end, value: this.encode(e) });
-      } else {
-        this.persisted.delete(id);
-        const cut = id.indexOf(SEP);
-        const start = Number(id.slice(0, cut));
-        out.push({ kind: "window", key: id.slice(cut + 1), start, end: 0, value: null });
-      }
-    }
+    const out = this.log.drain(this.dirtyWindows, (e) => this.encode(e));
     for (const key of this.dirtyBuffers) {
       const buf = this.buffers.get(key);
       out.push({ kind: "buffer", key, value: buf ? buf.map((r) => ({ t: r.t, v: r.v })) : null });
@@ -464,8 +466,9 @@ export class PartitionProcessor<T = unknown> {
   /** Every open window and buffer, as mutations (a full snapshot). */
   snapshot(): StateMutation[] {
     const out: StateMutation[] = [];
-    for (const e of this.windows.values()) {
-      out.push({ kind: "window", key: e.key, start: e.start, end: e.end, value: this.encode(e) });
+    if (this.windows.size > 0) {
+      const w = JSON.stringify([...this.windows.values()].map((e) => this.encode(e)));
+      out.push({ kind: "log", seq: 0, value: `{"w":${w}}` });
     }
     for (const [key, buf] of this.buffers)
       out.push({ kind: "buffer", key, value: buf.map((r) => ({ ...r })) });
@@ -473,13 +476,24 @@ export class PartitionProcessor<T = unknown> {
     return out;
   }
 
-  /** Rebuilds from stored state (the latest value of each window/buffer/meta). Only before processing. */
+  /**
+   * Rebuilds from stored state (the latest value of each changelog key): the
+   * window log's live entries, windows of the earlier per-window format, the
+   * buffers and the metadata. Windows that closed at the restored stream
+   * time are dropped (closing writes nothing). Only before processing.
+   */
   restore(
     windows: Iterable<StoredWindow>,
     buffers: Iterable<[string, BufferedRecord[]]>,
     meta?: StoredMeta,
+    log: readonly WindowLogEntry[] = [],
   ): void {
-    for (const w of windows) {
+    if (meta) {
+      this._streamTime = meta.streamTime ?? Number.NEGATIVE_INFINITY;
+      this.tick = meta.tick ?? Number.NEGATIVE_INFINITY;
+    }
+    for (const { w, seq } of this.log.replay(windows, log).values()) {
+      if (w.c <= this._streamTime) continue;
       const e: Entry = {
         key: w.k,
         start: w.s,
@@ -492,11 +506,14 @@ export class PartitionProcessor<T = unknown> {
       };
       const id = wid(e.key, e.start);
       this.windows.set(id, e);
-      this.persisted.add(id);
+      this.log.retain(e, seq);
+      // a window of the earlier format is written again as a log entry
+      if (seq === undefined) this.dirtyWindows.set(id, e);
       if (this.usesKeyIndex) this.index(e.key, e.start);
       this.heap.push(e.closeAt, id);
       if (e.dirty) this.changed.add(id);
     }
+    this.log.restored();
     const spec = this.cfg.window;
     for (const [key, buf] of buffers) {
       this.buffers.set(key, buf);
@@ -504,10 +521,6 @@ export class PartitionProcessor<T = unknown> {
         const maxT = Math.max(...buf.map((r) => r.t));
         this.heap.push(maxT + spec.sizeMs + spec.graceMs + 1, `${BUF}${SEP}${key}`);
       }
-    }
-    if (meta) {
-      this._streamTime = meta.streamTime ?? Number.NEGATIVE_INFINITY;
-      this.tick = meta.tick ?? Number.NEGATIVE_INFINITY;
     }
   }
 
