@@ -128,11 +128,23 @@ const admin = kafka.admin();
 
 async function freshTopic(label: string): Promise<string> {
   const topic = `bench_producer_${label}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 6)}`;
-  await admin.createTopics({
-    waitForLeaders: true,
-    topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }],
-  });
-  return topic;
+  try {
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }],
+    });
+  } catch (err) {
+    // Created, but the broker kafkajs asked for its leaders did not know it
+    // yet (KRaft metadata lags on a loaded machine): wait for the leaders here.
+    if ((err as { type?: string }).type !== "UNKNOWN_TOPIC_OR_PARTITION") throw err;
+  }
+  for (let waited = 0; ; waited += 100) {
+    const md = await admin.fetchTopicMetadata({ topics: [topic] }).catch(() => undefined);
+    const parts = md?.topics[0]?.partitions ?? [];
+    if (parts.length === partitions && parts.every((p) => p.leader >= 0)) return topic;
+    if (waited > 30_000) throw new Error(`topic ${topic} has no leaders after 30 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 async function dropTopic(topic: string) {

@@ -59,10 +59,11 @@ export interface ProducerOptions<T> {
   /** How long a partition's batch may wait for more events. @defaultValue 5 */
   lingerMs?: Duration;
   /**
-   * Largest batch per partition, in events. The default keeps requests cheap
-   * to build: kafkajs groups a request's records by partition in time that
-   * grows with the square of the records per partition, so a few hundred per
-   * partition per request send faster than thousands.
+   * Largest batch per partition, in events. With kafkajs's own encoder
+   * (`recordEncoder: 'kafkajs'`, or the fallback) keep it at a few hundred:
+   * kafkajs groups a request's records by partition in time that grows with
+   * the square of the records per partition. Sluice's encoder hands kafkajs
+   * one message per partition, so there the cost is linear.
    * @defaultValue 200
    */
   maxBatchMessages?: number;

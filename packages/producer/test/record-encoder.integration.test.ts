@@ -3,7 +3,8 @@
 // producer's sequence numbers stay valid over many requests, and kafkajs
 // producers that are not Sluice's are left alone.
 import { createRequire } from "node:module";
-import kafkajs from "kafkajs";
+import net from "node:net";
+import kafkajs, { type ISocketFactory } from "kafkajs";
 import { describe, expect, it } from "vitest";
 import { createProducer, registerCompressionCodecs } from "../src/index.js";
 import { createKafkaAdapter } from "../src/internal/kafka-adapter.js";
@@ -16,7 +17,7 @@ import {
   topicNamer,
 } from "./helpers.js";
 
-const { CompressionTypes, Partitioners } = kafkajs;
+const { CompressionTypes, Kafka: KafkaClass, logLevel, Partitioners } = kafkajs;
 const kafka = kafkaClient();
 const require = createRequire(import.meta.url);
 const Broker = require("kafkajs/src/broker/index.js") as { prototype: { produce: unknown } };
@@ -154,5 +155,79 @@ describe("Sluice's record encoder on the broker", () => {
       ["b", "2000"],
     ]);
     expect(back[1]!.headers.who).toBe("kafkajs");
+  });
+
+  it("a Produce response lost after the broker wrote the batch: the retry reuses its sequence numbers, every record once", async () => {
+    // Sockets that drop the response to chosen Produce requests (the
+    // connection fails as the response arrives, so the broker has written
+    // the batch): kafkajs gives the sequence back and sends the same batch
+    // again, which the idempotent broker must recognise as a duplicate.
+    const dropNth = new Set([2, 5, 9]);
+    let produceRequests = 0;
+    let dropped = 0;
+    const socketFactory: ISocketFactory = ({ host, port, onConnect }) => {
+      const socket = net.connect({ host, port }, onConnect);
+      const pending = new Set<number>();
+      const write = socket.write.bind(socket) as (...a: unknown[]) => boolean;
+      socket.write = ((chunk: unknown, ...rest: unknown[]) => {
+        // request: size, api key (0 = Produce), api version, correlation id
+        if (Buffer.isBuffer(chunk) && chunk.length >= 12 && chunk.readInt16BE(4) === 0) {
+          produceRequests++;
+          if (dropNth.has(produceRequests)) pending.add(chunk.readInt32BE(8));
+        }
+        return write(chunk, ...rest);
+      }) as typeof socket.write;
+      const emit = socket.emit.bind(socket) as (e: string | symbol, ...a: unknown[]) => boolean;
+      socket.emit = ((event: string | symbol, ...args: unknown[]) => {
+        const data = args[0];
+        // response: size, correlation id
+        if (event === "data" && Buffer.isBuffer(data) && data.length >= 8) {
+          if (pending.delete(data.readInt32BE(4))) {
+            dropped++;
+            socket.destroy(new Error("test: Produce response dropped"));
+            return true;
+          }
+        }
+        return emit(event, ...args);
+      }) as typeof socket.emit;
+      return socket;
+    };
+    const client = new KafkaClass({
+      clientId: "sluice-lost-response-test",
+      brokers,
+      logLevel: logLevel.NOTHING,
+      socketFactory,
+    });
+    const topic = topicName("lost_response");
+    const events = Array.from({ length: 2000 }, (_, seq) => ({
+      user_id: `user-${seq % 37}`,
+      seq,
+      ts: 1_700_000_000_000 + seq,
+    }));
+    {
+      await using producer = createProducer({
+        kafka: client,
+        topic,
+        schema: TestEvent,
+        maxBatchMessages: 100,
+        lingerMs: 0,
+      });
+      expect(producer.recordEncoder).toBe("sluice");
+      await producer.ensureTopic({ partitions: 3 });
+      const results = await Promise.all(events.map((e) => producer.send(e)));
+      expect(new Set(results.map((r) => `${r.partition}/${r.offset}`)).size).toBe(events.length);
+    }
+    expect(dropped).toBe(dropNth.size);
+    const back = (await readAll(kafka, topic, events.length)).sort(byPosition);
+    expect(back).toHaveLength(events.length);
+    const seqs = back.map((r) => JSON.parse(r.value).seq as number).sort((a, b) => a - b);
+    expect(seqs).toEqual(events.map((e) => e.seq));
+    // each key's events in send order, at consecutive offsets of its partition
+    const lastSeq = new Map<string, number>();
+    for (const r of back) {
+      const { user_id, seq } = JSON.parse(r.value) as { user_id: string; seq: number };
+      expect(seq).toBeGreaterThan(lastSeq.get(user_id) ?? -1);
+      lastSeq.set(user_id, seq);
+    }
   });
 });

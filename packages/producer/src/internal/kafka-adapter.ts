@@ -1,6 +1,13 @@
 // All Kafka I/O of @sluice/producer goes through this adapter, so a faster
 // KafkaJS-compatible client can replace kafkajs here and nowhere else.
-import kafkajs, { type Admin, type Kafka, type Producer, type RecordMetadata } from "kafkajs";
+import kafkajs, {
+  type Admin,
+  type Kafka,
+  type Message,
+  type Producer,
+  type RecordMetadata,
+} from "kafkajs";
+import { groupByPartition } from "./grouped-records.js";
 import { createEncodingProducer } from "./kafkajs-fast-path.js";
 
 const { Kafka: KafkaClass, logLevel } = kafkajs;
@@ -79,6 +86,8 @@ export function createKafkaAdapter(options: AdapterOptions): KafkaAdapter {
       retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1000 },
     },
     options.recordEncoder,
+    // one message per partition to kafkajs (see grouped-records.ts)
+    true,
   );
   const producer: Producer = made.producer;
   let admin: Admin | undefined;
@@ -129,7 +138,12 @@ export function createKafkaAdapter(options: AdapterOptions): KafkaAdapter {
         acks: options.acks,
         timeout: options.requestTimeoutMs,
         compression,
-        topicMessages: batches,
+        topicMessages: made.groupsRecords
+          ? batches.map((b) => ({
+              topic: b.topic,
+              messages: groupByPartition(b.messages) as unknown as Message[],
+            }))
+          : batches,
       });
       return acks.map((m) => ({
         topic: m.topicName,

@@ -17,6 +17,7 @@
 // version, or a client from another kafkajs copy, kafkajs encodes as usual.
 import { createRequire } from "node:module";
 import kafkajs, { type Kafka, type Producer, type ProducerConfig } from "kafkajs";
+import { expandProduceArgs, SequenceTranslator } from "./grouped-records.js";
 import { type CodecLike, encodeProduceRequest, type ProduceArgs } from "./record-batch.js";
 
 const { Kafka: KafkaClass, CompressionCodecs } = kafkajs;
@@ -100,6 +101,12 @@ export interface EncodingProducer {
   reason: string | undefined;
   /** Produce requests encoded by Sluice, and handed back to kafkajs. */
   readonly counts: { sluice: number; kafkajs: number };
+  /**
+   * True when the producer takes one `PartitionRecords` per partition (see
+   * `grouped-records.ts`) in place of its records; only with Sluice's encoder
+   * and when asked for.
+   */
+  groupsRecords: boolean;
 }
 
 /**
@@ -108,11 +115,14 @@ export interface EncodingProducer {
  * @param kafka - the client
  * @param config - kafkajs producer config
  * @param mode - `'kafkajs'` to opt out
+ * @param grouped - let the producer take one `PartitionRecords` per partition
+ *   (its partitioner must return the `partition` of the message it is given)
  */
 export function createEncodingProducer(
   kafka: Kafka,
   config: ProducerConfig,
   mode: "auto" | "sluice" | "kafkajs",
+  grouped = false,
 ): EncodingProducer {
   const counts = { sluice: 0, kafkajs: 0 };
   const plain = (reason: string): EncodingProducer => ({
@@ -120,6 +130,7 @@ export function createEncodingProducer(
     encoder: "kafkajs",
     reason,
     counts,
+    groupsRecords: false,
   });
   if (mode === "kafkajs") return plain("recordEncoder is 'kafkajs'");
   const internals = kafkajsInternals();
@@ -152,8 +163,12 @@ export function createEncodingProducer(
       encoder: "kafkajs",
       reason: "kafkajs's cluster has an unexpected shape",
       counts,
+      groupsRecords: false,
     };
   }
+  // With grouped records kafkajs counts one sequence number per partition
+  // per request; every Produce request of this producer is translated.
+  const sequences = grouped ? new SequenceTranslator() : undefined;
   const patched = new WeakSet<object>();
   const install = (broker: BrokerLike) => {
     if (!broker || typeof broker !== "object" || patched.has(broker)) return;
@@ -161,7 +176,9 @@ export function createEncodingProducer(
     const send = sendRequestSymbol(Object.getPrototypeOf(broker) as object);
     const original = broker.produce;
     if (!send || typeof original !== "function") return;
-    broker.produce = async function produce(this: BrokerLike, given: ProduceArgs) {
+    broker.produce = async function produce(this: BrokerLike, fromKafkajs: ProduceArgs) {
+      // Synchronously, in the order kafkajs hands out sequence numbers.
+      const given = expandProduceArgs(fromKafkajs, sequences);
       const args: ProduceArgs = {
         ...given,
         acks: given.acks ?? -1,
@@ -202,5 +219,5 @@ export function createEncodingProducer(
     install(broker);
     return broker;
   };
-  return { producer, encoder: "sluice", reason: undefined, counts };
+  return { producer, encoder: "sluice", reason: undefined, counts, groupsRecords: grouped };
 }
