@@ -9,13 +9,16 @@
 //   - end-to-end latency at a fixed 20,000 events/s with emit update,
 //     exactly-once: event produced → result visible to a read_committed
 //     consumer (p50/p99).
+// Each round also records the records every job wrote to its changelog and
+// output topics (end offsets, transaction markers included) and the load
+// average when its jobs ended.
 // Ratios: ratios.eos_vs_ceiling, ratios.alo_vs_ceiling (events/s over events/s)
 // for the hard case (event time spread over 10 minutes, so nearly every
 // event opens its own window); realistic.ratios.* for the same job on events
 // whose event time follows a production rate of 20,000 events/s.
 import diagnostics from "node:diagnostics_channel";
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import { Kafka, logLevel, type Message } from "kafkajs";
 import { count, createJob, max, sum, tumbling } from "../../packages/windowing/src/index.js";
@@ -50,6 +53,22 @@ function event(i: number, shape: Shape): Ev {
     ts:
       shape === "spread" ? T0 + Math.floor((i / N) * 600_000) : T0 + Math.floor((i / RATE) * 1000),
   };
+}
+
+/** Creates a topic; the broker's metadata can lag behind a creation (retried). */
+async function createTopic(topic: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: [{ topic, numPartitions: PARTITIONS }],
+      });
+      return;
+    } catch (err) {
+      if (attempt >= 5 || !(err as { retriable?: boolean }).retriable) throw err;
+      await sleep(500 * attempt);
+    }
+  }
 }
 
 async function produceAll(topic: string, shape: Shape): Promise<void> {
@@ -105,7 +124,13 @@ async function ceiling(topic: string): Promise<number> {
   return (N / (last - first)) * 1000;
 }
 
-async function sluice(topic: string, guarantee: "exactly-once" | "at-least-once"): Promise<number> {
+/** Records written to the job's changelog and output topics (offsets, transaction markers included). */
+type Written = { changelog: number; output: number };
+
+async function sluice(
+  topic: string,
+  guarantee: "exactly-once" | "at-least-once",
+): Promise<{ eps: number; written: Written }> {
   const app = `${run}-${guarantee === "exactly-once" ? "eos" : "alo"}-${Math.random().toString(36).slice(2, 8)}`;
   const stateDir = mkdtempSync(path.join(tmpdir(), "bench-windowing-"));
   let seen = 0;
@@ -159,16 +184,19 @@ async function sluice(topic: string, guarantee: "exactly-once" | "at-least-once"
   diagnostics.unsubscribe("sluice:job:records", onRecords);
   diagnostics.unsubscribe("sluice:job:commit", onCommit);
   rmSync(stateDir, { recursive: true, force: true });
+  const end = async (t: string) =>
+    (await admin.fetchTopicOffsets(t)).reduce((n, o) => n + Number(o.high), 0);
+  const written = {
+    changelog: await end(`${app}.windows.changelog`),
+    output: await end(`${app}-out`),
+  };
   await cleanup(app);
-  return (N / (last - first)) * 1000;
+  return { eps: (N / (last - first)) * 1000, written };
 }
 
 async function latency(): Promise<{ p50: number; p99: number; samples: number }> {
   const topic = `${run}-lat`;
-  await admin.createTopics({
-    waitForLeaders: true,
-    topics: [{ topic, numPartitions: PARTITIONS }],
-  });
+  await createTopic(topic);
   const app = `${run}-lat-job`;
   const stateDir = mkdtempSync(path.join(tmpdir(), "bench-windowing-"));
   const job = createJob<Ev>({
@@ -262,32 +290,41 @@ await admin.connect();
 const source = `${run}-events`;
 const rss = trackPeakRss();
 try {
-  await admin.createTopics({
-    waitForLeaders: true,
-    topics: [{ topic: source, numPartitions: PARTITIONS }],
-  });
+  await createTopic(source);
   const realistic = `${run}-rate-events`;
-  await admin.createTopics({
-    waitForLeaders: true,
-    topics: [{ topic: realistic, numPartitions: PARTITIONS }],
-  });
+  await createTopic(realistic);
   const p0 = performance.now();
   await produceAll(source, "spread");
   await produceAll(realistic, "rate");
   console.log(`produced 2 x ${N} events in ${((performance.now() - p0) / 1000).toFixed(1)} s`);
-  const rounds: { ceiling: number; eos: number; alo: number }[] = [];
-  const rateRounds: { ceiling: number; eos: number; alo: number }[] = [];
+  type Round = {
+    ceiling: number;
+    eos: number;
+    alo: number;
+    /** Records each job wrote to its changelog and output topics. */
+    written: { eos: Written; alo: Written };
+    /** 1-minute load average when the round's jobs ended. */
+    load: number;
+  };
+  const rounds: Round[] = [];
+  const rateRounds: Round[] = [];
   for (let r = 0; r < ROUNDS; r++) {
     for (const [topic, list, name] of [
       [source, rounds, "spread"],
       [realistic, rateRounds, "rate"],
     ] as const) {
       const c = await ceiling(topic);
-      const e = await sluice(topic, "exactly-once");
-      const a = await sluice(topic, "at-least-once");
-      list.push({ ceiling: c, eos: e, alo: a });
+      const { eps: e, written: we } = await sluice(topic, "exactly-once");
+      const { eps: a, written: wa } = await sluice(topic, "at-least-once");
+      list.push({
+        ceiling: c,
+        eos: e,
+        alo: a,
+        written: { eos: we, alo: wa },
+        load: loadavg()[0] ?? 0,
+      });
       console.log(
-        `round ${r + 1} ${name}: ceiling ${c.toFixed(0)}/s, eos ${e.toFixed(0)}/s, alo ${a.toFixed(0)}/s`,
+        `round ${r + 1} ${name}: ceiling ${c.toFixed(0)}/s, eos ${e.toFixed(0)}/s, alo ${a.toFixed(0)}/s; changelog/output records eos ${we.changelog}/${we.output}, alo ${wa.changelog}/${wa.output}; load ${loadavg()[0]?.toFixed(1)}`,
       );
     }
   }
