@@ -68,7 +68,7 @@ const emitArb = fc.constantFrom<EmitMode>("final", "update", { everyMs: 9 });
 
 const anyOrderArb = fc.array(
   fc.record({
-    key: fc.constantFrom("a", "b", "c"),
+    key: fc.constantFrom<string>("a", "b", "c"),
     ts: fc.integer({ min: 0, max: 250 }),
     v: fc.integer({ min: 0, max: 9 }),
   }),
