@@ -8,6 +8,20 @@ export {
   type ProducerStatus,
   type SendResult,
 } from "./create-producer.js";
+/**
+ * kafkajs private-cluster plumbing shared by Sluice's packages (the pinned
+ * version, a one-time check of kafkajs's internals, hooks on one producer's
+ * or consumer's own brokers). Not part of the supported API.
+ *
+ * @internal
+ */
+export {
+  onPrivateCluster,
+  PINNED_KAFKAJS_VERSION,
+  type PrivateClusterResult,
+  pinnedKafkajsCheck,
+  symbolNamed,
+} from "./internal/kafkajs-private-cluster.js";
 export {
   createKafkaProducer,
   type KafkaProducer,

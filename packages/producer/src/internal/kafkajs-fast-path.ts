@@ -13,17 +13,15 @@
 // child of the client) and on the broker objects of that cluster only.
 // Nothing shared is touched: not the client passed in, not kafkajs's
 // modules or prototypes, so other kafkajs producers in the process encode
-// as before. It is pinned to the kafkajs version checked below; on any other
+// as before (kafkajs-private-cluster.ts). It is pinned to one kafkajs version; on any other
 // version, or a client from another kafkajs copy, kafkajs encodes as usual.
-import { createRequire } from "node:module";
 import kafkajs, { type Kafka, type Producer, type ProducerConfig } from "kafkajs";
 import { expandProduceArgs, SequenceTranslator } from "./grouped-records.js";
+import { onPrivateCluster, pinnedKafkajsCheck, symbolNamed } from "./kafkajs-private-cluster.js";
 import { type CodecLike, encodeProduceRequest, type ProduceArgs } from "./record-batch.js";
 
 const { Kafka: KafkaClass, CompressionCodecs } = kafkajs;
 
-/** The kafkajs version whose Produce encoding `record-batch.ts` reproduces. */
-export const PINNED_KAFKAJS_VERSION = "2.2.4";
 const PRODUCE_API_KEY = 0;
 /** Produce versions kafkajs 2.2.4 may pick whose body layout we write. */
 const MIN_VERSION = 3;
@@ -43,45 +41,28 @@ type BrokerLike = {
   lookupRequest?: (apiKey: number, def: ProduceDefinition) => (args: unknown) => unknown;
 } & Record<symbol, unknown>;
 
-let loaded: Internals | string | undefined;
-
 /**
  * kafkajs's internals this path needs, or the reason they are not usable.
  * Loaded once, lazily; never throws.
  */
-export function kafkajsInternals(): Internals | string {
-  if (loaded !== undefined) return loaded;
-  try {
-    const require = createRequire(import.meta.url);
-    const pkg = require("kafkajs/package.json") as { version?: string };
-    if (pkg.version !== PINNED_KAFKAJS_VERSION) {
-      loaded = `kafkajs ${pkg.version} is installed; Sluice's record encoder is pinned to ${PINNED_KAFKAJS_VERSION}`;
-      return loaded;
-    }
+export const kafkajsInternals = pinnedKafkajsCheck<Internals>(
+  "Sluice's record encoder",
+  (require) => {
     const produce = require("kafkajs/src/protocol/requests/produce/index.js") as ProduceDefinition;
     const Broker = require("kafkajs/src/broker/index.js") as { prototype: object };
     const versions = produce?.versions?.map(Number) ?? [];
     if (typeof produce?.protocol !== "function" || Math.max(...versions) !== MAX_VERSION) {
-      loaded = "kafkajs's Produce request module has an unexpected shape";
-      return loaded;
+      return "kafkajs's Produce request module has an unexpected shape";
     }
     if (
       !sendRequestSymbol(Broker.prototype) ||
       typeof (Broker.prototype as BrokerLike).produce !== "function"
     ) {
-      loaded = "kafkajs's Broker has an unexpected shape";
-      return loaded;
+      return "kafkajs's Broker has an unexpected shape";
     }
-    loaded = { produce };
-  } catch (err) {
-    loaded = `kafkajs internals could not be loaded: ${(err as Error)?.message ?? String(err)}`;
-  }
-  return loaded;
-}
-
-function symbolNamed(obj: object, description: string): symbol | undefined {
-  return Object.getOwnPropertySymbols(obj).find((s) => s.description === description);
-}
+    return { produce };
+  },
+);
 
 function sendRequestSymbol(proto: object): symbol | undefined {
   return symbolNamed(proto, "private:Broker:sendRequest");
@@ -135,44 +116,10 @@ export function createEncodingProducer(
   if (mode === "kafkajs") return plain("recordEncoder is 'kafkajs'");
   const internals = kafkajsInternals();
   if (typeof internals === "string") return plain(internals);
-  if (!(kafka instanceof KafkaClass)) {
-    return plain("the kafka client comes from another copy of kafkajs");
-  }
-  const createCluster = symbolNamed(kafka, "private:Kafka:createCluster");
-  const create = createCluster
-    ? (kafka as unknown as Record<symbol, unknown>)[createCluster]
-    : undefined;
-  if (!createCluster || typeof create !== "function") {
-    return plain("kafkajs's client has an unexpected shape");
-  }
-  let cluster: { findBroker?: (q: { nodeId: string }) => Promise<BrokerLike> } | undefined;
-  // A child of the client whose cluster factory hands us the new cluster;
-  // the client itself is left as it was.
-  const child = Object.create(kafka) as Kafka;
-  Object.defineProperty(child, createCluster, {
-    value: (options: unknown) => {
-      cluster = (create as (o: unknown) => typeof cluster)(options);
-      return cluster;
-    },
-  });
-  const producer = KafkaClass.prototype.producer.call(child, config);
-  const findBroker = cluster?.findBroker;
-  if (!cluster || typeof findBroker !== "function") {
-    return {
-      producer,
-      encoder: "kafkajs",
-      reason: "kafkajs's cluster has an unexpected shape",
-      counts,
-      groupsRecords: false,
-    };
-  }
   // With grouped records kafkajs counts one sequence number per partition
   // per request; every Produce request of this producer is translated.
   const sequences = grouped ? new SequenceTranslator() : undefined;
-  const patched = new WeakSet<object>();
   const install = (broker: BrokerLike) => {
-    if (!broker || typeof broker !== "object" || patched.has(broker)) return;
-    patched.add(broker);
     const send = sendRequestSymbol(Object.getPrototypeOf(broker) as object);
     const original = broker.produce;
     if (!send || typeof original !== "function") return;
@@ -214,10 +161,21 @@ export function createEncodingProducer(
       return (this[send] as (r: unknown) => Promise<unknown>).call(this, protocolRequest);
     };
   };
-  cluster.findBroker = async function (this: unknown, query: { nodeId: string }) {
-    const broker = await findBroker.call(this, query);
-    install(broker);
-    return broker;
+  const hooked = onPrivateCluster(
+    kafka,
+    (child) => KafkaClass.prototype.producer.call(child, config),
+    (broker) => install(broker as BrokerLike),
+  );
+  if (hooked.reason !== undefined) {
+    if (!hooked.made) return plain(hooked.reason);
+    const { made, reason } = hooked;
+    return { producer: made, encoder: "kafkajs", reason, counts, groupsRecords: false };
+  }
+  return {
+    producer: hooked.made,
+    encoder: "sluice",
+    reason: undefined,
+    counts,
+    groupsRecords: grouped,
   };
-  return { producer, encoder: "sluice", reason: undefined, counts, groupsRecords: grouped };
 }

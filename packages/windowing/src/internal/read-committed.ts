@@ -19,16 +19,15 @@
 // Scope: the wrap is made on the private cluster kafkajs creates for one
 // consumer (reached through `kafka.consumer` called on a prototype child of
 // the client) and on that cluster's broker objects only. Nothing shared is
-// touched, so other kafkajs consumers in the process behave as before. It is
-// pinned to the kafkajs version below; on any other version or shape the
-// consumer keeps kafkajs's own filter and a warning is emitted once.
-import { createRequire } from "node:module";
+// touched, so other kafkajs consumers in the process behave as before (the
+// private-cluster plumbing is @sluice/producer's, shared with its record
+// encoder). It is pinned to one kafkajs version (PINNED_KAFKAJS_VERSION); on
+// any other version or shape the consumer keeps kafkajs's own filter and a
+// warning is emitted once.
+import { onPrivateCluster, pinnedKafkajsCheck } from "@sluice/producer";
 import kafkajs, { type Consumer, type ConsumerConfig, type Kafka } from "kafkajs";
 
 const { Kafka: KafkaClass } = kafkajs;
-
-/** The kafkajs version whose fetch path this module was checked against. */
-export const PINNED_KAFKAJS_VERSION = "2.2.4";
 
 /** What a record batch tells about itself (kafkajs's `batchContext`). */
 export interface FetchedBatchContext {
@@ -149,26 +148,17 @@ type BatchClass = new (
   isEmptyDueToFiltering(): boolean;
 };
 
-let checked: true | string | undefined;
-
 /**
  * Whether kafkajs's fetch path is the one this module was checked against:
  * the pinned version, the broker shape, and a Batch that drops flagged
  * records while counting their offsets. Checked once, lazily; never throws.
  */
-export function kafkajsFetchPathUsable(): true | string {
-  if (checked !== undefined) return checked;
-  try {
-    const require = createRequire(import.meta.url);
-    const pkg = require("kafkajs/package.json") as { version?: string };
-    if (pkg.version !== PINNED_KAFKAJS_VERSION) {
-      checked = `kafkajs ${pkg.version} is installed; Sluice's read_committed filter is pinned to ${PINNED_KAFKAJS_VERSION}`;
-      return checked;
-    }
+export const kafkajsFetchPathUsable: () => true | string = pinnedKafkajsCheck<true>(
+  "Sluice's read_committed filter",
+  (require) => {
     const Broker = require("kafkajs/src/broker/index.js") as { prototype: { fetch?: unknown } };
     if (typeof Broker?.prototype?.fetch !== "function") {
-      checked = "kafkajs's Broker has an unexpected shape";
-      return checked;
+      return "kafkajs's Broker has an unexpected shape";
     }
     const Batch = require("kafkajs/src/consumer/batch.js") as BatchClass;
     const ctx = { firstOffset: "5", lastOffsetDelta: 1, producerId: "1", inTransaction: true };
@@ -198,15 +188,11 @@ export function kafkajsFetchPathUsable(): true | string {
       !onlyFlagged.isEmptyDueToFiltering() ||
       onlyFlagged.lastOffset() !== "6"
     ) {
-      checked = "kafkajs's consumer Batch does not treat flagged records as expected";
-      return checked;
+      return "kafkajs's consumer Batch does not treat flagged records as expected";
     }
-    checked = true;
-  } catch (err) {
-    checked = `kafkajs internals could not be loaded: ${(err as Error)?.message ?? String(err)}`;
-  }
-  return checked;
-}
+    return true;
+  },
+);
 
 /** How a consumer made by {@link createReadCommittedConsumer} filters aborted records. */
 export interface ReadCommittedInfo {
@@ -230,11 +216,6 @@ function warnOnce(reason: string): void {
 }
 
 type BrokerLike = { fetch: (args: unknown) => Promise<unknown> };
-type ClusterLike = { findBroker?: (q: { nodeId: string }) => Promise<BrokerLike> };
-
-function symbolNamed(obj: object, description: string): symbol | undefined {
-  return Object.getOwnPropertySymbols(obj).find((s) => s.description === description);
-}
 
 /**
  * A kafkajs consumer whose read_committed fetches drop every record of an
@@ -257,49 +238,23 @@ export function createReadCommittedConsumer(kafka: Kafka, config: ConsumerConfig
   if (config.readUncommitted) return plain("the consumer reads uncommitted records");
   const usable = kafkajsFetchPathUsable();
   if (usable !== true) return plain(usable);
-  if (!(kafka instanceof KafkaClass)) {
-    return plain("the kafka client comes from another copy of kafkajs");
-  }
-  const createCluster = symbolNamed(kafka, "private:Kafka:createCluster");
-  const create = createCluster
-    ? (kafka as unknown as Record<symbol, unknown>)[createCluster]
-    : undefined;
-  if (!createCluster || typeof create !== "function") {
-    return plain("kafkajs's client has an unexpected shape");
-  }
-  let cluster: ClusterLike | undefined;
-  // A child of the client whose cluster factory hands us the new cluster;
-  // the client itself is left as it was.
-  const child = Object.create(kafka) as Kafka;
-  Object.defineProperty(child, createCluster, {
-    value: (options: unknown) => {
-      cluster = (create as (o: unknown) => ClusterLike)(options);
-      return cluster;
+  const hooked = onPrivateCluster(
+    kafka,
+    (child) => KafkaClass.prototype.consumer.call(child, config),
+    (broker) => {
+      const b = broker as BrokerLike;
+      const original = b.fetch;
+      if (typeof original !== "function") return;
+      b.fetch = async function fetch(this: BrokerLike, args: unknown) {
+        const response = await original.call(this, args);
+        counts.fetches++;
+        counts.abortedRecords += markAbortedInResponse(response);
+        return response;
+      };
     },
-  });
-  const consumer = KafkaClass.prototype.consumer.call(child, config);
-  const findBroker = cluster?.findBroker;
-  if (!cluster || typeof findBroker !== "function") {
-    return plain("kafkajs's cluster has an unexpected shape", consumer);
-  }
-  const wrapped = new WeakSet<object>();
-  const install = (broker: BrokerLike) => {
-    if (!broker || typeof broker !== "object" || wrapped.has(broker)) return;
-    wrapped.add(broker);
-    const original = broker.fetch;
-    if (typeof original !== "function") return;
-    broker.fetch = async function fetch(this: BrokerLike, args: unknown) {
-      const response = await original.call(this, args);
-      counts.fetches++;
-      counts.abortedRecords += markAbortedInResponse(response);
-      return response;
-    };
-  };
-  cluster.findBroker = async function (this: unknown, query: { nodeId: string }) {
-    const broker = await findBroker.call(this, query);
-    install(broker);
-    return broker;
-  };
+  );
+  if (hooked.reason !== undefined) return plain(hooked.reason, hooked.made);
+  const consumer = hooked.made;
   infos.set(consumer, { filter: "sluice", reason: undefined, counts });
   return consumer;
 }
