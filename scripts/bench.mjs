@@ -34,6 +34,9 @@ try {
     const r = spawnSync("npx", ["tsx", path.join(suitesDir, `${name}.ts`), ...rest], {
       cwd: root,
       stdio: "inherit",
+      // Resolve @sluice/* to the packages' TypeScript sources (tsconfig
+      // paths), so a suite runs on a fresh clone without a build first.
+      env: { TSX_TSCONFIG_PATH: path.join(root, "tsconfig.base.json"), ...process.env },
     });
     if (r.status !== 0) status = r.status ?? 1;
   }

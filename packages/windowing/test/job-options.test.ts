@@ -18,4 +18,22 @@ describe("createJob options", () => {
       expect.objectContaining({ code: "WINDOWING_INVALID_OPTIONS" }),
     );
   });
+
+  it("accepts transactionConcurrency from 1 to 64 and rejects anything else with WINDOWING_INVALID_OPTIONS", () => {
+    for (const ok of [1, 12, 64]) {
+      const job = createJob({ ...base, transactionConcurrency: ok });
+      expect(job.options?.transactionConcurrency).toBe(ok);
+    }
+    expect(createJob(base).options?.transactionConcurrency).toBe(1);
+    for (const bad of [0, -1, 1.5, 65, Number.NaN, "4"]) {
+      expect(() =>
+        createJob({ ...base, transactionConcurrency: bad as unknown as number }),
+      ).toThrow(
+        expect.objectContaining({
+          code: "WINDOWING_INVALID_OPTIONS",
+          message: expect.stringContaining("transactionConcurrency"),
+        }),
+      );
+    }
+  });
 });

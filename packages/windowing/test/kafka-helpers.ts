@@ -3,7 +3,14 @@
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
-import { type Admin, Kafka, logLevel, type Message } from "kafkajs";
+import {
+  type Admin,
+  type Consumer,
+  type ConsumerConfig,
+  Kafka,
+  logLevel,
+  type Message,
+} from "kafkajs";
 import { afterAll, beforeAll } from "vitest";
 
 export const brokers = (process.env.SLUICE_KAFKA_BROKERS ?? "127.0.0.1:9092")
@@ -38,12 +45,16 @@ export async function produce(kafka: Kafka, topic: string, messages: Message[]):
   }
 }
 
-/** Reads every committed record of `topic` up to its current end. */
+/**
+ * Reads every committed record of `topic` up to its current end, with a plain
+ * kafkajs read_committed consumer unless `makeConsumer` makes another.
+ */
 export async function readAll(
   kafka: Kafka,
   admin: Admin,
   topic: string,
   timeoutMs = 60_000,
+  makeConsumer: (kafka: Kafka, config: ConsumerConfig) => Consumer = (k, c) => k.consumer(c),
 ): Promise<
   {
     key: string | null;
@@ -66,7 +77,7 @@ export async function readAll(
   }[] = [];
   if (want.size === 0) return out;
   const groupId = uniqueName("reader");
-  const consumer = kafka.consumer({ groupId, readUncommitted: false, maxWaitTimeInMs: 100 });
+  const consumer = makeConsumer(kafka, { groupId, readUncommitted: false, maxWaitTimeInMs: 100 });
   const next = new Map<number, bigint>();
   let resolve!: () => void;
   const done = new Promise<void>((r) => {

@@ -872,47 +872,52 @@ export class KafkaRuntime {
     heartbeat?: () => Promise<void>,
   ): Promise<void> {
     if (this.eos) {
-      // One transaction per partition, strictly one after another: at most
-      // one transaction of this process is open at any instant. kafkajs's
-      // read_committed consumers (including this job's own) drop aborted
-      // records correctly only when transactions sharing a partition are
-      // aborted in the order they started; two open transactions killed
-      // together can be aborted in either order, and kafkajs then delivers
-      // the records of the one that started first (the duplicate results
-      // once seen by the crash test). Java consumers sort the aborted list
-      // and are not affected.
+      // One transaction per partition, by default strictly one after
+      // another: at most one transaction of this process is open at any
+      // instant. kafkajs's own read_committed filter drops aborted records
+      // correctly only when transactions sharing a partition are aborted in
+      // the order they started; two open transactions killed together can
+      // be aborted in either order, and kafkajs then delivers the records of
+      // the one that started first (the duplicate results once seen by the
+      // crash test, before this job's consumers got their own filter). Java
+      // consumers and this job's consumers are not affected; with
+      // transactionConcurrency > 1 the partitions' transactions overlap.
       await withHeartbeat(
-        sequentially(work, async ({ u, topicMessages, offset, streamTime }) => {
-          const producer = u.producer as Producer;
-          const txn = await producer.transaction();
-          try {
-            let changelogNext: bigint | undefined;
-            for (const chunk of chunks(topicMessages)) {
-              const meta = await txn.sendBatch({ topicMessages: chunk });
-              changelogNext = this.changelogEnd(chunk, meta, u.partition) ?? changelogNext;
-            }
-            if (offset !== undefined) {
-              await txn.sendOffsets({
-                consumerGroupId: app,
-                topics: [{ topic: u.topic, partitions: [{ partition: u.partition, offset }] }],
-              });
-            }
-            await txn.commit();
-            settled.add(u);
-            u.committedOffset = offset;
-            if (u.engine) this.persistLocal(u, topicMessages, changelogNext, offset, streamTime);
-          } catch (err) {
-            await txn.abort().catch(() => {});
-            if (isFenced(err)) {
-              // Another member owns this partition now; drop our copy.
+        withConcurrency(
+          work,
+          this.opts.transactionConcurrency,
+          async ({ u, topicMessages, offset, streamTime }) => {
+            const producer = u.producer as Producer;
+            const txn = await producer.transaction();
+            try {
+              let changelogNext: bigint | undefined;
+              for (const chunk of chunks(topicMessages)) {
+                const meta = await txn.sendBatch({ topicMessages: chunk });
+                changelogNext = this.changelogEnd(chunk, meta, u.partition) ?? changelogNext;
+              }
+              if (offset !== undefined) {
+                await txn.sendOffsets({
+                  consumerGroupId: app,
+                  topics: [{ topic: u.topic, partitions: [{ partition: u.partition, offset }] }],
+                });
+              }
+              await txn.commit();
               settled.add(u);
-              this.units.delete(this.unitKey(u.topic, u.partition));
-              await producer.disconnect().catch(() => {});
-              return;
+              u.committedOffset = offset;
+              if (u.engine) this.persistLocal(u, topicMessages, changelogNext, offset, streamTime);
+            } catch (err) {
+              await txn.abort().catch(() => {});
+              if (isFenced(err)) {
+                // Another member owns this partition now; drop our copy.
+                settled.add(u);
+                this.units.delete(this.unitKey(u.topic, u.partition));
+                await producer.disconnect().catch(() => {});
+                return;
+              }
+              throw err;
             }
-            throw err;
-          }
-        }),
+          },
+        ),
         heartbeat,
       );
     } else {
@@ -1223,8 +1228,32 @@ async function fence(producer: Producer | undefined): Promise<void> {
   await txn.abort();
 }
 
-async function sequentially<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
-  for (const item of items) await fn(item);
+/**
+ * Runs `fn` over `items`, at most `limit` at once, in order of `items`. After
+ * a failure nothing new starts; the running calls settle, then the first
+ * failure is thrown (no call is left running behind the caller).
+ */
+async function withConcurrency<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  let failed = false;
+  let first: unknown;
+  const lane = async (): Promise<void> => {
+    while (!failed && next < items.length) {
+      const item = items[next++] as T;
+      try {
+        await fn(item);
+      } catch (err) {
+        if (!failed) first = err;
+        failed = true;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  if (failed) throw first;
 }
 
 async function withHeartbeat<T>(p: Promise<T>, heartbeat?: () => Promise<void>): Promise<T> {

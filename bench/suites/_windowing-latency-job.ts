@@ -1,0 +1,52 @@
+// The windowing suite's latency job, run in a process of its own (as a
+// deployed job would be) so that the event generator and the result reader
+// of the suite do not share its event loop.
+//   tsx _windowing-latency-job.ts <source topic> <applicationId> <stateDir> <transactionConcurrency>
+// Prints "ready" once the job runs; SIGTERM stops it (drain, commit, close).
+import { Kafka, logLevel } from "kafkajs";
+import { count, createJob, max, tumbling } from "../../packages/windowing/src/index.js";
+
+type Ev = { user_id: string; amount: number; ts: number; sent?: number };
+
+const [topic, applicationId, stateDir, concurrency] = process.argv.slice(2);
+if (!topic || !applicationId || !stateDir || !concurrency) {
+  console.error(
+    "usage: _windowing-latency-job.ts <topic> <applicationId> <stateDir> <transactionConcurrency>",
+  );
+  process.exit(2);
+}
+const brokers = (process.env.SLUICE_KAFKA_BROKERS ?? "127.0.0.1:9092").split(",");
+const kafka = new Kafka({ clientId: "bench-windowing-job", brokers, logLevel: logLevel.NOTHING });
+const job = createJob<Ev>({
+  kafka,
+  applicationId,
+  source: {
+    topic,
+    schema: { decode: (b: Buffer) => JSON.parse(b.toString("utf8")) as Ev },
+    eventTime: "ts",
+  },
+  stateDir,
+  guarantee: "exactly-once",
+  handleSignals: false,
+  pipelineCommits: true,
+  transactionConcurrency: Number(concurrency),
+})
+  .window(tumbling({ size: "1m" }))
+  .aggregate({ events: count(), sent: max((e: Ev) => e.sent ?? 0) })
+  .emit("update")
+  .to({ topic: `${applicationId}-out` });
+
+let stopping = false;
+process.on("SIGTERM", () => {
+  if (stopping) return;
+  stopping = true;
+  job.stop().then(
+    () => process.exit(0),
+    (err) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+});
+await job.start();
+console.log("ready");
