@@ -246,7 +246,16 @@ async function stopLatencyJob(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-type Latency = { p50: number; p99: number; samples: number; transactionConcurrency: number };
+type Latency = {
+  p50: number;
+  p99: number;
+  samples: number;
+  /** Results the reader got more than once (not timed). */
+  duplicateReads: number;
+  /** Final results of windows that closed during the run (not timed). */
+  finals: number;
+  transactionConcurrency: number;
+};
 
 async function latency(transactionConcurrency: number): Promise<Latency> {
   const topic = `${run}-lat-${transactionConcurrency}`;
@@ -255,6 +264,9 @@ async function latency(transactionConcurrency: number): Promise<Latency> {
   const stateDir = mkdtempSync(path.join(tmpdir(), "bench-windowing-"));
   const job = await startLatencyJob(topic, app, stateDir, transactionConcurrency);
   const latencies: number[] = [];
+  const seen = new Set<string>();
+  let duplicateReads = 0;
+  let finals = 0;
   const reader = kafka.consumer({
     groupId: `${app}-reader`,
     readUncommitted: false,
@@ -266,7 +278,24 @@ async function latency(transactionConcurrency: number): Promise<Latency> {
     eachBatch: async ({ batch }) => {
       const now = Date.now();
       for (const m of batch.messages) {
-        const r = JSON.parse((m.value as Buffer).toString("utf8")) as { value: { sent: number } };
+        const r = JSON.parse((m.value as Buffer).toString("utf8")) as {
+          id: string;
+          final: boolean;
+          value: { sent: number };
+        };
+        // A window that closes during the run (a minute boundary passes)
+        // emits its final result as well: not caused by one event, not timed.
+        if (r.final) {
+          finals++;
+          continue;
+        }
+        // A result read again (the reader re-reading after a rejoin, or
+        // records of an aborted transaction) is counted, not timed.
+        if (seen.has(r.id)) {
+          duplicateReads++;
+          continue;
+        }
+        seen.add(r.id);
         if (r.value.sent > 0) latencies.push(now - r.value.sent);
         if (process.env.TL && Math.random() < 0.0005)
           console.error(`TL read t=${now % 100000} lat=${now - r.value.sent}`);
@@ -319,7 +348,14 @@ async function latency(transactionConcurrency: number): Promise<Latency> {
   await cleanup(app);
   const s = [...latencies].sort((a, b) => a - b);
   const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? Number.NaN;
-  return { p50: q(0.5), p99: q(0.99), samples: s.length, transactionConcurrency };
+  return {
+    p50: q(0.5),
+    p99: q(0.99),
+    samples: s.length,
+    duplicateReads,
+    finals,
+    transactionConcurrency,
+  };
 }
 
 /** The issue's configuration (default transactionConcurrency 1), then the partitions' transactions overlapped. */
@@ -329,7 +365,7 @@ async function measureLatencies(): Promise<Latency[]> {
     const l = await latency(c);
     out.push(l);
     console.log(
-      `latency, transactionConcurrency ${c}: p50 ${l.p50} ms, p99 ${l.p99} ms (${l.samples} results); load ${loadavg()[0]?.toFixed(1)}`,
+      `latency, transactionConcurrency ${c}: p50 ${l.p50} ms, p99 ${l.p99} ms (${l.samples} updates timed, ${l.finals} finals and ${l.duplicateReads} read again not); load ${loadavg()[0]?.toFixed(1)}`,
     );
   }
   return out;
