@@ -1,17 +1,17 @@
 // The windowing suite's latency job, run in a process of its own (as a
 // deployed job would be) so that the event generator and the result reader
 // of the suite do not share its event loop.
-//   tsx _windowing-latency-job.ts <source topic> <applicationId> <stateDir> <transactionConcurrency>
+//   tsx _windowing-latency-job.ts <source topic> <applicationId> <stateDir> <transactionConcurrency> [at-least-once]
 // Prints "ready" once the job runs; SIGTERM stops it (drain, commit, close).
 import { Kafka, logLevel } from "kafkajs";
 import { count, createJob, max, tumbling } from "../../packages/windowing/src/index.js";
 
 type Ev = { user_id: string; amount: number; ts: number; sent?: number };
 
-const [topic, applicationId, stateDir, concurrency] = process.argv.slice(2);
+const [topic, applicationId, stateDir, concurrency, mode] = process.argv.slice(2);
 if (!topic || !applicationId || !stateDir || !concurrency) {
   console.error(
-    "usage: _windowing-latency-job.ts <topic> <applicationId> <stateDir> <transactionConcurrency>",
+    "usage: _windowing-latency-job.ts <topic> <applicationId> <stateDir> <transactionConcurrency> [at-least-once]",
   );
   process.exit(2);
 }
@@ -26,7 +26,7 @@ const job = createJob<Ev>({
     eventTime: "ts",
   },
   stateDir,
-  guarantee: "exactly-once",
+  guarantee: mode === "at-least-once" ? "at-least-once" : "exactly-once",
   handleSignals: false,
   pipelineCommits: true,
   transactionConcurrency: Number(concurrency),

@@ -1,4 +1,14 @@
-import type { Kafka, Producer as KafkaJsProducer, ProducerConfig } from "kafkajs";
+import kafkajs, {
+  type Kafka,
+  type Producer as KafkaJsProducer,
+  type Message,
+  type ProducerBatch,
+  type ProducerConfig,
+  type ProducerRecord,
+  type TopicMessages,
+  type Transaction,
+} from "kafkajs";
+import { groupByPartition } from "./internal/grouped-records.js";
 import { createEncodingProducer } from "./internal/kafkajs-fast-path.js";
 import { ProducerError } from "./producer-error.js";
 
@@ -40,9 +50,70 @@ export type KafkaProducer = KafkaJsProducer & {
   readonly recordEncoderReason: string | undefined;
   /** Produce requests sent so far, by the encoder that wrote them. */
   readonly encodedRequests: { readonly sluice: number; readonly kafkajs: number };
+  /**
+   * True when messages that carry their `partition` reach kafkajs as one
+   * message per partition (Sluice's encoder with a partitioner that honours
+   * `partition`); see {@link createKafkaProducer}.
+   */
+  readonly groupsByPartition: boolean;
 };
 
 const ENCODERS = new Set(["auto", "sluice", "kafkajs"]);
+
+/** kafkajs's own partitioners: each returns a message's `partition` when it has one. */
+const HONOURING_PARTITIONERS = new Set<unknown>([
+  undefined,
+  kafkajs.Partitioners.DefaultPartitioner,
+  kafkajs.Partitioners.LegacyPartitioner,
+  kafkajs.Partitioners.JavaCompatiblePartitioner,
+]);
+
+/**
+ * A topic's messages as one message per partition when every message
+ * carries a valid partition (and there is something to group); unchanged
+ * otherwise.
+ */
+function regroup(topicMessages: TopicMessages): TopicMessages {
+  const { messages } = topicMessages;
+  if (messages.length < 2) return topicMessages;
+  for (const m of messages) {
+    const p = m.partition;
+    if (typeof p !== "number" || !Number.isInteger(p) || p < 0) return topicMessages;
+  }
+  return {
+    ...topicMessages,
+    messages: groupByPartition(
+      messages as (Message & { partition: number })[],
+    ) as unknown as Message[],
+  };
+}
+
+/** Makes a producer's sends (and its transactions' sends) group messages by partition. */
+function groupSends(producer: KafkaJsProducer): void {
+  const send = producer.send.bind(producer);
+  const sendBatch = producer.sendBatch.bind(producer);
+  const transaction = producer.transaction.bind(producer);
+  const sendRecord =
+    (fn: (r: ProducerRecord) => ReturnType<KafkaJsProducer["send"]>) =>
+    (record: ProducerRecord) => {
+      const grouped = regroup({ topic: record.topic, messages: record.messages });
+      return fn(grouped === record ? record : { ...record, messages: grouped.messages });
+    };
+  const sendTopics =
+    (fn: (b: ProducerBatch) => ReturnType<KafkaJsProducer["sendBatch"]>) =>
+    (batch: ProducerBatch) =>
+      fn(
+        batch.topicMessages ? { ...batch, topicMessages: batch.topicMessages.map(regroup) } : batch,
+      );
+  producer.send = sendRecord(send);
+  producer.sendBatch = sendTopics(sendBatch);
+  producer.transaction = async (): Promise<Transaction> => {
+    const txn = await transaction();
+    txn.send = sendRecord(txn.send.bind(txn));
+    txn.sendBatch = sendTopics(txn.sendBatch.bind(txn));
+    return txn;
+  };
+}
 
 /**
  * Creates a kafkajs producer (transactional, idempotent or plain) whose
@@ -53,6 +124,16 @@ const ENCODERS = new Set(["auto", "sluice", "kafkajs"]);
  * other kafkajs producer in the process encode as before. A request the
  * encoder does not cover (a null header value, a fractional timestamp) is
  * left to kafkajs.
+ *
+ * With Sluice's encoder and kafkajs's own partitioner (none given, or one
+ * of `Partitioners`), a topic's messages in one `send`/`sendBatch` (of the
+ * producer or of a transaction) that all carry a `partition` reach kafkajs
+ * as one message per partition, and kafkajs's idempotent sequence numbers
+ * are translated to records: kafkajs otherwise groups a request's messages
+ * by partition in time quadratic in their number, and hashes every key
+ * again. Callers that want this give each message its partition (for
+ * example with {@link murmur2Partitioner}, which matches kafkajs's default);
+ * `groupsByPartition` says whether the producer does it.
  *
  * @param options - see {@link KafkaProducerOptions}
  * @returns a kafkajs producer, not yet connected
@@ -98,7 +179,12 @@ export function createKafkaProducer(options: KafkaProducerOptions): KafkaProduce
       `recordEncoder must be 'auto', 'sluice' or 'kafkajs', got ${JSON.stringify(recordEncoder)}`,
     );
   }
-  const made = createEncodingProducer(kafka, config, recordEncoder);
+  // Messages that carry their partition can skip kafkajs's grouping by
+  // partition (quadratic in a request's messages per partition) when the
+  // partitioner returns that partition, as kafkajs's own partitioners do.
+  const groupable = HONOURING_PARTITIONERS.has(config.createPartitioner);
+  const made = createEncodingProducer(kafka, config, recordEncoder, groupable);
+  if (made.groupsRecords) groupSends(made.producer);
   if (recordEncoder === "sluice" && made.encoder !== "sluice") {
     throw new ProducerError(
       "PRODUCER_ENCODER_UNAVAILABLE",
@@ -109,6 +195,7 @@ export function createKafkaProducer(options: KafkaProducerOptions): KafkaProduce
   return Object.defineProperties(made.producer, {
     recordEncoder: { value: made.encoder, enumerable: true },
     recordEncoderReason: { value: made.reason, enumerable: true },
+    groupsByPartition: { value: made.groupsRecords, enumerable: true },
     encodedRequests: {
       value: Object.freeze({
         get sluice() {

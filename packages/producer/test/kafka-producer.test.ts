@@ -57,6 +57,25 @@ describe("createKafkaProducer", () => {
     expect(Reflect.ownKeys(kafka)).toEqual(keys);
   });
 
+  it("groups messages by partition only with Sluice's encoder and a partitioner that honours `partition`", () => {
+    const kafka = client();
+    expect(createKafkaProducer({ kafka }).groupsByPartition).toBe(true);
+    expect(
+      createKafkaProducer({
+        kafka,
+        config: { createPartitioner: kafkajs.Partitioners.LegacyPartitioner },
+      }).groupsByPartition,
+    ).toBe(true);
+    // a custom partitioner may not return the message's partition
+    const custom = createKafkaProducer({
+      kafka,
+      config: { createPartitioner: () => () => 0 },
+    });
+    expect(custom.recordEncoder).toBe("sluice");
+    expect(custom.groupsByPartition).toBe(false);
+    expect(createKafkaProducer({ kafka, recordEncoder: "kafkajs" }).groupsByPartition).toBe(false);
+  });
+
   it("falls back to kafkajs for a client it does not know, or throws PRODUCER_ENCODER_UNAVAILABLE when 'sluice' is required", () => {
     const real = client();
     // a KafkaJS-compatible wrapper, not an instance of the pinned kafkajs

@@ -126,7 +126,15 @@ it("scales 1 → 3 → 1 members mid-stream with exact read_committed output", a
   const third = member(env);
   await Promise.all([second.ready, third.ready]);
   log("members 2 and 3 ready");
-  await sleep(5000);
+  // They stay at least 5 s, and until they have processed records (their
+  // assignment can wait for member 1's batch and a second rebalance).
+  const joinedAt = Date.now();
+  while (
+    Date.now() - joinedAt < 5000 ||
+    (second.processed() + third.processed() === 0 && Date.now() - joinedAt < 30_000)
+  )
+    await sleep(250);
+  log(`members 2 and 3 processed ${second.processed() + third.processed()}`);
   second.child.kill("SIGTERM");
   third.child.kill("SIGTERM");
   await Promise.all([second.exited, third.exited]);

@@ -6,9 +6,10 @@
 // one transaction per partition. With pipelineCommits (every output a Kafka
 // topic, no repartition), a commit's writes run behind processing (at most
 // one commit in flight): the next records are processed while the previous
-// commit's transactions run.
+// commit's transactions run. At-least-once writes topic outputs as soon as
+// their batch is processed; its commits wait for them (writeOutputsEarly).
 
-import { createKafkaProducer } from "@sluice/producer";
+import { createKafkaProducer, murmur2Partitioner } from "@sluice/producer";
 import { openStateStore, type StateStore } from "@sluice/state";
 import {
   type Admin,
@@ -86,6 +87,14 @@ export class KafkaRuntime {
   private readonly repartitionTopic: string | undefined;
   private readonly lateTopic: string | undefined;
   private partitionCount = 0;
+  /**
+   * Partition counts of the topics this job writes keyed messages to
+   * (outputs, late, DLQ, repartition), read once at start. Their messages
+   * get their partition here, as kafkajs's default partitioner would choose
+   * it, so the producer hands kafkajs one message per partition.
+   */
+  private readonly partitionsOf = new Map<string, number>();
+  private readonly partitioner = murmur2Partitioner();
   private onSignal: (() => void) | undefined;
   private stopping: Promise<void> | undefined;
   private assigned = new Set<string>();
@@ -97,6 +106,8 @@ export class KafkaRuntime {
   private inflight: Promise<void> | undefined;
   /** Why the last background commit failed; thrown by the next batch or commit. */
   private writeError: unknown;
+  /** At-least-once: output writes started ahead of their commit (see writeOutputsEarly). */
+  private readonly earlyWrites = new Set<Promise<void>>();
 
   constructor(def: JobDefinition, opts: ResolvedJobOptions) {
     this.def = def;
@@ -318,6 +329,12 @@ export class KafkaRuntime {
         if (ready) break;
         await new Promise((r) => setTimeout(r, 200));
       }
+    }
+    const keyed = [...new Set(wanted.map((w) => w.topic))].filter((t) => t !== this.changelogTopic);
+    const written = await this.admin.fetchTopicMetadata({ topics: keyed }).catch(() => undefined);
+    // Topics whose metadata is missing are left to kafkajs's partitioner.
+    for (const t of written?.topics ?? []) {
+      if (t.partitions.length > 0) this.partitionsOf.set(t.name, t.partitions.length);
     }
   }
 
@@ -620,6 +637,7 @@ export class KafkaRuntime {
       });
     }
     await this.deliver(u, out, heartbeat);
+    this.writeOutputsEarly();
     if (this.rebalancing) {
       // On revoke the batch is committed before the group moves on.
       await this.commitAll(heartbeat);
@@ -631,6 +649,60 @@ export class KafkaRuntime {
       else if (!this.inflight) await this.commitAll(heartbeat, true);
       // else: the commit in flight is still writing; a later batch or tick commits.
     }
+  }
+
+  /**
+   * At-least-once: writes the records queued for the output, late and DLQ
+   * topics now rather than at the next commit, so a result is visible about
+   * one produce round trip after its batch (commits, every
+   * `commitIntervalMs`, then write only the changelog and offsets). At most
+   * MAX_EARLY_WRITES writes are in flight; records queued meanwhile go in
+   * the next, started when one ends (the records held stay bounded by
+   * maxBufferedResults, which commits early). The commit waits for these
+   * writes before it writes the changelog and the offsets that cover them,
+   * so outputs still precede the offsets that would skip them, as
+   * at-least-once requires; a failed write fails the job (through the next
+   * batch or commit) before any offset passes it. Records for the
+   * repartition topic wait for the commit, as before.
+   */
+  private writeOutputsEarly(): void {
+    if (this.eos || !this.aloProducer || this.status !== "open") return;
+    if (this.earlyWrites.size >= MAX_EARLY_WRITES || this.writeError !== undefined) return;
+    const topicMessages: TopicMessages[] = [];
+    for (const u of this.units.values()) {
+      if (!u.ready || u.pendingCount === 0) continue;
+      for (const [topic, messages] of u.pending) {
+        if (topic === this.repartitionTopic) continue;
+        topicMessages.push({ topic, messages });
+        u.pending.delete(topic);
+        u.pendingCount -= messages.length;
+      }
+    }
+    if (topicMessages.length === 0) return;
+    const producer = this.aloProducer;
+    const write: Promise<void> = Promise.all(
+      chunks(topicMessages).map((c) => producer.sendBatch({ topicMessages: c })),
+    )
+      .then(
+        () => undefined,
+        (err) => {
+          this.writeError ??= err;
+        },
+      )
+      .then(() => {
+        this.earlyWrites.delete(write);
+        // what was queued while the writes in flight ran
+        this.writeOutputsEarly();
+      })
+      .catch((err) => this.fail(err));
+    this.earlyWrites.add(write);
+  }
+
+  /** Waits for the early output writes started so far; throws the first failure. */
+  private async settleEarlyWrites(heartbeat?: () => Promise<void>): Promise<void> {
+    if (this.earlyWrites.size > 0)
+      await withHeartbeat(Promise.all([...this.earlyWrites]), heartbeat);
+    this.throwWriteError();
   }
 
   private throwWriteError(): void {
@@ -666,6 +738,14 @@ export class KafkaRuntime {
   }
 
   private queue(u: Unit, topic: string, message: Message): void {
+    const n = this.partitionsOf.get(topic);
+    if (n !== undefined && message.partition === undefined) {
+      const k = message.key;
+      message.partition = this.partitioner(
+        k === null || k === undefined ? null : typeof k === "string" ? Buffer.from(k) : k,
+        n,
+      );
+    }
     let list = u.pending.get(topic);
     if (!list) {
       list = [];
@@ -755,6 +835,7 @@ export class KafkaRuntime {
           if (u.engine.processor.streamTime !== before) u.dirty = true;
           await this.deliver(u, out);
         }
+        this.writeOutputsEarly();
         if (now - this.lastCommit >= this.opts.commitIntervalMs && !this.inflight)
           await this.commitAll(undefined, this.pipelined);
       })
@@ -933,6 +1014,8 @@ export class KafkaRuntime {
         Promise.all(chunks(outputs).map((c) => producer.sendBatch({ topicMessages: c }))),
         heartbeat,
       );
+      // Outputs written ahead of this commit (writeOutputsEarly) are acknowledged too.
+      await this.settleEarlyWrites(heartbeat);
       // In order, one request after another: a partition's deletions of
       // changelog entries come after its new entries, metadata and source
       // offset (see encodeMutations), so a crash part-way never leaves the
@@ -1170,6 +1253,12 @@ export class KafkaRuntime {
     await this.admin?.disconnect().catch(() => {});
   }
 }
+
+/**
+ * At-least-once: output writes in flight ahead of commits; the idempotent
+ * producer keeps up to 5 requests in flight per broker.
+ */
+const MAX_EARLY_WRITES = 4;
 
 /**
  * Splits messages into requests of at most ~`maxBytes` (the broker rejects a
