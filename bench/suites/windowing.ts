@@ -13,7 +13,9 @@
 //     consumer (p50/p99). The job runs in a process of its own (as deployed;
 //     the generator and the reader stay in this one), after 2 s of warm-up
 //     events that are not counted, once with the default
-//     transactionConcurrency (1) and once with one lane per partition.
+//     transactionConcurrency (1) and once with one lane per partition; then
+//     at-least-once (latencyMsAtLeastOnce). Only updates are timed: finals
+//     of windows closing during the run and results read twice are counted.
 // Each round also records the records every job wrote to its changelog and
 // output topics (end offsets, transaction markers included) and the load
 // average when its jobs ended.
