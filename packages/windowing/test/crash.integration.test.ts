@@ -20,28 +20,14 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import type { Consumer, ConsumerConfig, Kafka, Message } from "kafkajs";
+import type { Consumer, ConsumerConfig, Kafka } from "kafkajs";
 import { expect, it } from "vitest";
-import {
-  count,
-  createTestDriver,
-  defineJob,
-  sum,
-  tumbling,
-  type WindowResult,
-} from "../src/index.js";
+import type { WindowResult } from "../src/index.js";
 import { createReadCommittedConsumer } from "../src/internal/read-committed.js";
-import { killRepeatedly, log, sleep, stopJob } from "./crash-harness.js";
-import {
-  brokerFixture,
-  brokers,
-  createTopic,
-  produce,
-  readAll,
-  uniqueName,
-} from "./kafka-helpers.js";
+import { killRepeatedly, log, stopJob } from "./crash-harness.js";
+import { brokerFixture, brokers, createTopic, readAll, uniqueName } from "./kafka-helpers.js";
+import { produceInChunks, tumblingEvents, tumblingOracle } from "./tumbling-scenario.js";
 
-type Ev = { user: string; amount: number; ts: number };
 const { kafka, admin, prefixes, dirs, children } = brokerFixture();
 
 // The kills land at random moments: some while the job is still restoring
@@ -83,28 +69,8 @@ async function crashRun(
   dirs.push(stateDir);
 
   // Events: 300 users, event time mostly increasing with some disorder.
-  const msgs: { ev: Ev; partition: number }[] = [];
-  for (let i = 0; i < total; i++) {
-    const u = (i * 7919) % 300;
-    const jitter = (i * 31) % 150;
-    msgs.push({
-      ev: { user: `u${u}`, amount: (i % 5) + 1, ts: i * 5 + jitter },
-      partition: u % partitions,
-    });
-  }
-  for (let p = 0; p < partitions; p++) {
-    msgs.push({ ev: { user: `end${p}`, amount: 0, ts: total * 5 + 100_000 }, partition: p });
-  }
-  const driver = createTestDriver(
-    defineJob<Ev>({ source: { eventTime: "ts" } })
-      .window(tumbling({ size: 1000, grace: 200 }))
-      .aggregate({ n: count(), total: sum((e: Ev) => e.amount) })
-      .emit("update"),
-    { partitions },
-  );
-  for (const { ev, partition } of msgs)
-    driver.pipe(ev, { key: ev.user, partition, timestamp: ev.ts });
-  const expected = driver.results.map((r) => `${r.id}=${JSON.stringify(r.value)}`).sort();
+  const msgs = tumblingEvents(total, 300, partitions);
+  const expected = tumblingOracle(msgs, partitions);
   const env = {
     BROKERS: brokers.join(","),
     APP: base,
@@ -116,17 +82,7 @@ async function crashRun(
   };
 
   // Produce in chunks while the job is being killed and restarted.
-  const chunks = 40;
-  const size = Math.ceil(msgs.length / chunks);
-  const producing = (async () => {
-    for (let c = 0; c < chunks; c++) {
-      const part: Message[] = msgs
-        .slice(c * size, (c + 1) * size)
-        .map(({ ev, partition }) => ({ key: ev.user, value: JSON.stringify(ev), partition }));
-      await produce(kafka, source, part);
-      await sleep(400);
-    }
-  })();
+  const producing = produceInChunks(kafka, source, msgs, 40, 400);
 
   const { kills, last } = await killRepeatedly({
     admin,

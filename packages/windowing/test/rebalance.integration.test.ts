@@ -6,26 +6,11 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Message } from "kafkajs";
 import { expect, it } from "vitest";
-import {
-  count,
-  createTestDriver,
-  defineJob,
-  sum,
-  tumbling,
-  type WindowResult,
-} from "../src/index.js";
-import {
-  brokerFixture,
-  brokers,
-  createTopic,
-  produce,
-  readAll,
-  uniqueName,
-} from "./kafka-helpers.js";
+import type { WindowResult } from "../src/index.js";
+import { brokerFixture, brokers, createTopic, readAll, uniqueName } from "./kafka-helpers.js";
+import { produceInChunks, tumblingEvents, tumblingOracle } from "./tumbling-scenario.js";
 
-type Ev = { user: string; amount: number; ts: number };
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "../../..");
 const t0 = Date.now();
@@ -84,39 +69,11 @@ it("scales 1 → 3 → 1 members mid-stream with exact read_committed output", a
   const partitions = 6;
   const total = 18_000;
   await createTopic(admin, source, partitions);
-  const msgs: { ev: Ev; partition: number }[] = [];
-  for (let i = 0; i < total; i++) {
-    const u = (i * 7919) % 240;
-    msgs.push({
-      ev: { user: `u${u}`, amount: (i % 5) + 1, ts: i * 5 + ((i * 31) % 150) },
-      partition: u % partitions,
-    });
-  }
-  for (let p = 0; p < partitions; p++)
-    msgs.push({ ev: { user: `end${p}`, amount: 0, ts: total * 5 + 100_000 }, partition: p });
-  const driver = createTestDriver(
-    defineJob<Ev>({ source: { eventTime: "ts" } })
-      .window(tumbling({ size: 1000, grace: 200 }))
-      .aggregate({ n: count(), total: sum((e: Ev) => e.amount) })
-      .emit("update"),
-    { partitions },
-  );
-  for (const { ev, partition } of msgs)
-    driver.pipe(ev, { key: ev.user, partition, timestamp: ev.ts });
-  const expected = driver.results.map((r) => `${r.id}=${JSON.stringify(r.value)}`).sort();
+  const msgs = tumblingEvents(total, 240, partitions);
+  const expected = tumblingOracle(msgs, partitions);
   const env = { BROKERS: brokers.join(","), APP: base, SOURCE: source, OUTPUT: output };
 
-  const chunks = 30;
-  const size = Math.ceil(msgs.length / chunks);
-  const producing = (async () => {
-    for (let c = 0; c < chunks; c++) {
-      const part: Message[] = msgs
-        .slice(c * size, (c + 1) * size)
-        .map(({ ev, partition }) => ({ key: ev.user, value: JSON.stringify(ev), partition }));
-      await produce(kafka, source, part);
-      await sleep(500);
-    }
-  })();
+  const producing = produceInChunks(kafka, source, msgs, 30, 500);
 
   const first = member(env);
   await first.ready;

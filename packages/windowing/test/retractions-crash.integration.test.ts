@@ -9,7 +9,6 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import type { Message } from "kafkajs";
 import { expect, it } from "vitest";
 import {
   count,
@@ -20,16 +19,10 @@ import {
   sum,
   type WindowResult,
 } from "../src/index.js";
-import { killRepeatedly, sleep, stopJob } from "./crash-harness.js";
-import {
-  brokerFixture,
-  brokers,
-  createTopic,
-  produce,
-  readAll,
-  uniqueName,
-} from "./kafka-helpers.js";
+import { killRepeatedly, stopJob } from "./crash-harness.js";
+import { brokerFixture, brokers, createTopic, readAll, uniqueName } from "./kafka-helpers.js";
 import { finalWindows, type Rec } from "./oracle.js";
+import { produceInChunks } from "./tumbling-scenario.js";
 
 type Ev = { user: string; amount: number; ts: number };
 type Out = { n: number; total: number };
@@ -100,17 +93,7 @@ it("SIGKILL at random moments: output applied as upserts and retractions equals 
     RETRACTIONS: process.env.SLUICE_RETRACT_OFF ? "false" : "true",
   };
 
-  const chunks = 20;
-  const size = Math.ceil(msgs.length / chunks);
-  const producing = (async () => {
-    for (let c = 0; c < chunks; c++) {
-      const part: Message[] = msgs
-        .slice(c * size, (c + 1) * size)
-        .map(({ ev, partition }) => ({ key: ev.user, value: JSON.stringify(ev), partition }));
-      await produce(kafka, source, part);
-      await sleep(400);
-    }
-  })();
+  const producing = produceInChunks(kafka, source, msgs, 20, 400);
   const { kills, last } = await killRepeatedly({
     admin,
     children,

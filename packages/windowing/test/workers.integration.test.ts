@@ -12,19 +12,10 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import type { Admin, Kafka, Message } from "kafkajs";
+import type { Admin, Kafka } from "kafkajs";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import type { WindowResult, Workers, WorkersEvent } from "../src/index.js";
 import * as sources from "../src/index.js";
-import {
-  count,
-  createTestDriver,
-  defineJob,
-  sum,
-  tumbling,
-  type WindowResult,
-  type Workers,
-  type WorkersEvent,
-} from "../src/index.js";
 import type { WorkersJobArgs } from "./fixtures/workers-job.js";
 import {
   brokers,
@@ -35,8 +26,8 @@ import {
   readAll,
   uniqueName,
 } from "./kafka-helpers.js";
+import { toMessages, tumblingEvents, tumblingOracle } from "./tumbling-scenario.js";
 
-type Ev = { user: string; amount: number; ts: number };
 const here = path.dirname(fileURLToPath(import.meta.url));
 const pkg = path.resolve(here, "..");
 const t0 = Date.now();
@@ -84,28 +75,8 @@ async function scenario(total: number) {
   const source = `${base}-events`;
   const output = `${base}-out`;
   await createTopic(admin, source, partitions);
-  const msgs: { ev: Ev; partition: number }[] = [];
-  for (let i = 0; i < total; i++) {
-    const u = (i * 7919) % 240;
-    msgs.push({
-      ev: { user: `u${u}`, amount: (i % 5) + 1, ts: i * 5 + ((i * 31) % 150) },
-      partition: u % partitions,
-    });
-  }
-  for (let p = 0; p < partitions; p++)
-    msgs.push({ ev: { user: `end${p}`, amount: 0, ts: total * 5 + 100_000 }, partition: p });
-  const driver = createTestDriver(
-    defineJob<Ev>({ source: { eventTime: "ts" } })
-      .window(tumbling({ size: 1000, grace: 200 }))
-      .aggregate({ n: count(), total: sum((e: Ev) => e.amount) })
-      .emit("update"),
-    { partitions },
-  );
-  for (const { ev, partition } of msgs)
-    driver.pipe(ev, { key: ev.user, partition, timestamp: ev.ts });
-  const expected = driver.results.map((r) => `${r.id}=${JSON.stringify(r.value)}`).sort();
-  const toMessages = (part: typeof msgs): Message[] =>
-    part.map(({ ev, partition }) => ({ key: ev.user, value: JSON.stringify(ev), partition }));
+  const msgs = tumblingEvents(total, 240, partitions);
+  const expected = tumblingOracle(msgs, partitions);
   const stateDir = mkdtempSync(path.join(tmpdir(), "wworkers-"));
   dirs.push(stateDir);
   const args: WorkersJobArgs = { brokers, app: base, source, output };
