@@ -5,7 +5,6 @@ import kafkajs, {
   type ProducerBatch,
   type ProducerConfig,
   type ProducerRecord,
-  type TopicMessages,
   type Transaction,
 } from "kafkajs";
 import { groupByPartition } from "./internal/grouped-records.js";
@@ -69,23 +68,16 @@ const HONOURING_PARTITIONERS = new Set<unknown>([
 ]);
 
 /**
- * A topic's messages as one message per partition when every message
- * carries a valid partition (and there is something to group); unchanged
- * otherwise.
+ * Messages as one message per partition when every message carries a valid
+ * partition (and there is something to group); the same array otherwise.
  */
-function regroup(topicMessages: TopicMessages): TopicMessages {
-  const { messages } = topicMessages;
-  if (messages.length < 2) return topicMessages;
+function regroup(messages: Message[]): Message[] {
+  if (messages.length < 2) return messages;
   for (const m of messages) {
     const p = m.partition;
-    if (typeof p !== "number" || !Number.isInteger(p) || p < 0) return topicMessages;
+    if (typeof p !== "number" || !Number.isInteger(p) || p < 0) return messages;
   }
-  return {
-    ...topicMessages,
-    messages: groupByPartition(
-      messages as (Message & { partition: number })[],
-    ) as unknown as Message[],
-  };
+  return groupByPartition(messages as (Message & { partition: number })[]) as unknown as Message[];
 }
 
 /** Makes a producer's sends (and its transactions' sends) group messages by partition. */
@@ -94,17 +86,15 @@ function groupSends(producer: KafkaJsProducer): void {
   const sendBatch = producer.sendBatch.bind(producer);
   const transaction = producer.transaction.bind(producer);
   const sendRecord =
-    (fn: (r: ProducerRecord) => ReturnType<KafkaJsProducer["send"]>) =>
-    (record: ProducerRecord) => {
-      const grouped = regroup({ topic: record.topic, messages: record.messages });
-      return fn(grouped === record ? record : { ...record, messages: grouped.messages });
-    };
+    (fn: (r: ProducerRecord) => ReturnType<KafkaJsProducer["send"]>) => (record: ProducerRecord) =>
+      fn({ ...record, messages: regroup(record.messages) });
   const sendTopics =
     (fn: (b: ProducerBatch) => ReturnType<KafkaJsProducer["sendBatch"]>) =>
     (batch: ProducerBatch) =>
-      fn(
-        batch.topicMessages ? { ...batch, topicMessages: batch.topicMessages.map(regroup) } : batch,
-      );
+      fn({
+        ...batch,
+        topicMessages: batch.topicMessages?.map((t) => ({ ...t, messages: regroup(t.messages) })),
+      });
   producer.send = sendRecord(send);
   producer.sendBatch = sendTopics(sendBatch);
   producer.transaction = async (): Promise<Transaction> => {
