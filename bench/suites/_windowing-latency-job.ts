@@ -2,7 +2,9 @@
 // deployed job would be) so that the event generator and the result reader
 // of the suite do not share its event loop.
 //   tsx _windowing-latency-job.ts <source topic> <applicationId> <stateDir> <transactionConcurrency> [at-least-once]
-// Prints "ready" once the job runs; SIGTERM stops it (drain, commit, close).
+// Prints "ready" once the job runs; on SIGTERM prints its event-loop delay
+// ("eld" and JSON, in ms) and stops (drain, commit, close).
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Kafka, logLevel } from "kafkajs";
 import { count, createJob, max, tumbling } from "../../packages/windowing/src/index.js";
 
@@ -36,10 +38,18 @@ const job = createJob<Ev>({
   .emit("update")
   .to({ topic: `${applicationId}-out` });
 
+// How long the job's event loop was held: a result computed while it is
+// held waits, so this is the job's share of the latency tail.
+const eld = monitorEventLoopDelay({ resolution: 1 });
 let stopping = false;
 process.on("SIGTERM", () => {
   if (stopping) return;
   stopping = true;
+  eld.disable();
+  const ms = (ns: number) => Math.round(ns / 1e5) / 10;
+  process.stdout.write(
+    `eld ${JSON.stringify({ p50: ms(eld.percentile(50)), p99: ms(eld.percentile(99)), p999: ms(eld.percentile(99.9)), max: ms(eld.max) })}\n`,
+  );
   job.stop().then(
     () => process.exit(0),
     (err) => {
@@ -49,4 +59,5 @@ process.on("SIGTERM", () => {
   );
 });
 await job.start();
+eld.enable();
 console.log("ready");

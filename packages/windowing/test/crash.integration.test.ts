@@ -14,6 +14,11 @@
 // the commits: every oracle result must be there, and any duplicate must be
 // the same result (identity and value).
 //
+// Two more run both guarantees with pipelineCommits, each background commit
+// drained one partition per turn of the job's lock (batches of the other
+// partitions processed in between), so kills land between a commit's
+// partitions as well.
+//
 // Knobs: SLUICE_CRASH_EVENTS, SLUICE_CRASH_KILLS, SLUICE_CRASH_SEED;
 // SLUICE_CRASH_DIAG=<dir> writes the duplicates (with partition@offset) of a
 // failing run there and keeps its topics for inspection.
@@ -52,11 +57,24 @@ it("at-least-once (outputs written ahead of commits): SIGKILL at random moments,
   await crashRun("wcrasha", 1, (k, c) => k.consumer(c), "at-least-once");
 });
 
+it("pipelineCommits, each commit drained one partition per turn: SIGKILL at random moments, restart: read_committed output equals the oracle exactly", {
+  timeout: 300_000,
+}, async () => {
+  await crashRun("wcrashp", 1, (k, c) => k.consumer(c), "exactly-once", true);
+});
+
+it("at-least-once with pipelineCommits, each commit drained one partition per turn: SIGKILL at random moments, restart: every oracle result is there, duplicates carry the same identity and value", {
+  timeout: 300_000,
+}, async () => {
+  await crashRun("wcrashpa", 1, (k, c) => k.consumer(c), "at-least-once", true);
+});
+
 async function crashRun(
   name: string,
   transactionConcurrency: number,
   makeConsumer: (kafka: Kafka, config: ConsumerConfig) => Consumer,
   guarantee: "exactly-once" | "at-least-once" = "exactly-once",
+  pipeline = false,
 ): Promise<void> {
   const base = uniqueName(name);
   prefixes.push(base);
@@ -79,6 +97,7 @@ async function crashRun(
     STATE_DIR: stateDir,
     TXN_CONCURRENCY: String(transactionConcurrency),
     GUARANTEE: guarantee,
+    PIPELINE: String(pipeline),
   };
 
   // Produce in chunks while the job is being killed and restarted.

@@ -1,5 +1,5 @@
 import diagnostics from "node:diagnostics_channel";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { openStateStore } from "@sluice/state";
@@ -224,11 +224,21 @@ describe("Kafka job local state", () => {
         source,
         evs.slice(0, 1_000).map(({ ev }) => ({ key: ev.user, value: JSON.stringify(ev) })),
       );
+      // A local copy of the earlier layout (JSON strings) is only a cache: removed at start.
+      const old = await openStateStore<string>({ dir: stateDir, name: "windows", codec: "json" });
+      old.partition(0).putSync('["l",0]', '{"w":[]}');
+      await old.checkpoint({ partition: 0, sourceOffset: "0", streamTime: 0 });
+      await old.close();
       const a = make();
       await a.start();
+      expect(existsSync(path.join(stateDir, "windows"))).toBe(false);
       await waitFor(() => processed >= 1_000, 60_000);
       await a.stop();
-      const store = await openStateStore<string>({ dir: stateDir, name: "windows", codec: "json" });
+      const store = await openStateStore<Buffer>({
+        dir: stateDir,
+        name: "window-changelog",
+        codec: { name: "bytes", encode: (b: Buffer) => b, decode: (b: Buffer) => b },
+      });
       const cp = await store.readCheckpoint(0);
       await store.close();
       expect(cp?.sourceOffset).toBe("1000");

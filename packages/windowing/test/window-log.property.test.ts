@@ -236,9 +236,11 @@ describe("window log: state in the earlier per-window format", () => {
           for (const m of a.snapshot()) {
             if (m.kind === "log") {
               const entry = JSON.parse(m.value as string) as { w: StoredWindow[] };
-              for (const w of entry.w) {
+              for (const stored of entry.w) {
+                // that format wrote every field: end, close time and dirty flag too
+                const w = withAllFields(stored, cfg.window);
                 const [rec] = encodeMutations(
-                  [{ kind: "window", key: w.k, start: w.s, end: w.e, value: w }],
+                  [{ kind: "window", key: w.k, start: w.s, end: w.e as number, value: w }],
                   undefined,
                 );
                 if (rec) fold.apply(rec.key, rec.value);
@@ -284,3 +286,10 @@ describe("window log: state in the earlier per-window format", () => {
     );
   });
 });
+
+/** A stored window with the fields a window of the spec may leave out written out. */
+function withAllFields(w: StoredWindow, spec: WindowSpec): StoredWindow {
+  const e = w.e ?? w.s + (spec.type === "session" ? Number.NaN : spec.sizeMs);
+  const c = w.c ?? e + spec.graceMs + (spec.type === "session" ? spec.gapMs : 0);
+  return { ...w, e, c, d: w.d ?? false };
+}

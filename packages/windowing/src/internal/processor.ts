@@ -48,10 +48,13 @@ interface BufferedRecord {
 export interface StoredWindow {
   k: string;
   s: number;
-  e: number;
-  c: number;
+  /** End; left out when it is the start plus the window size (every type but sessions). */
+  e?: number;
+  /** Close time; left out when it is the end plus the grace (and gap, for sessions). */
+  c?: number;
   n: number;
-  d: boolean;
+  /** Changed since its last emitted result; left out when not. */
+  d?: boolean;
   a: unknown;
   /** Pending retractions (sessions), when any. */
   r?: Retraction[];
@@ -449,18 +452,36 @@ export class PartitionProcessor<T = unknown> {
     };
   }
 
+  /**
+   * A window as stored. End and close time are written only when they
+   * differ from what the window spec gives (a third of the bytes of a
+   * tumbling window, and of the commit's serializing time); a restore
+   * derives them from the job's spec.
+   */
   private encode(e: Entry): StoredWindow {
     const w: StoredWindow = {
       k: e.key,
       s: e.start,
-      e: e.end,
-      c: e.closeAt,
       n: e.emitted,
-      d: e.dirty,
       a: this.agg.encode ? this.agg.encode(e.acc) : structuredClone(e.acc),
     };
+    if (e.end !== this.specEnd(e.start)) w.e = e.end;
+    if (e.closeAt !== e.end + this.closeDelay) w.c = e.closeAt;
+    if (e.dirty) w.d = true;
     if (e.retract) w.r = e.retract.map((r) => [r[0], r[1], r[2]]);
     return w;
+  }
+
+  /** A window's end as its spec gives it (NaN for sessions, whose end varies). */
+  private specEnd(start: number): number {
+    const spec = this.cfg.window;
+    return spec.type === "session" ? Number.NaN : start + spec.sizeMs;
+  }
+
+  /** Close time minus end. */
+  private get closeDelay(): number {
+    const spec = this.cfg.window;
+    return spec.graceMs + (spec.type === "session" ? spec.gapMs : 0);
   }
 
   /** Every open window and buffer, as mutations (a full snapshot). */
@@ -493,15 +514,23 @@ export class PartitionProcessor<T = unknown> {
       this.tick = meta.tick ?? Number.NEGATIVE_INFINITY;
     }
     for (const { w, seq } of this.log.replay(windows, log).values()) {
-      if (w.c <= this._streamTime) continue;
+      const end = w.e ?? this.specEnd(w.s);
+      const closeAt = w.c ?? end + this.closeDelay;
+      if (closeAt <= this._streamTime) continue;
+      if (!Number.isFinite(end)) {
+        throw new WindowingError(
+          "WINDOWING_RESTORE_FAILED",
+          `stored session window ${JSON.stringify(w.k)}@${w.s} has no end`,
+        );
+      }
       const e: Entry = {
         key: w.k,
         start: w.s,
-        end: w.e,
-        closeAt: w.c,
+        end,
+        closeAt,
         acc: this.agg.decode ? this.agg.decode(w.a) : w.a,
         emitted: w.n,
-        dirty: w.d,
+        dirty: w.d === true,
         retract: w.r && w.r.length > 0 ? w.r.map((r) => [r[0], r[1], r[2]]) : undefined,
       };
       const id = wid(e.key, e.start);
