@@ -148,30 +148,39 @@ async function sluice(
   const app = `${run}-${guarantee === "exactly-once" ? "eos" : "alo"}-${Math.random().toString(36).slice(2, 8)}`;
   const stateDir = mkdtempSync(path.join(tmpdir(), "bench-windowing-"));
   let seen = 0;
-  let seenAllAt = 0;
   let first = 0;
   let last = 0;
+  /** Records processed per source partition (offsets start at 0: the next offset once all are). */
+  const processed = new Map<number, number>();
+  /** Highest source offset committed per partition. */
+  const committed = new Map<number, number>();
   let done!: () => void;
   const finished = new Promise<void>((r) => {
     done = r;
   });
   const onRecords = (m: unknown) => {
-    const msg = m as { applicationId: string; count: number };
+    const msg = m as { applicationId: string; partition: number; count: number };
     if (msg.applicationId !== app) return;
     if (first === 0) first = performance.now();
     seen += msg.count;
-    if (seen >= N && seenAllAt === 0) seenAllAt = Date.now();
+    processed.set(msg.partition, (processed.get(msg.partition) ?? 0) + msg.count);
   };
-  // A commit's writes may run behind processing: the commit that covers the
-  // last record is the first one drained (its start, now - durationMs) after
-  // the last record was processed.
+  // The clock stops at the commit after which every partition's committed
+  // offset covers all its records (a commit's writes may run behind
+  // processing, and a pipelined commit drains its partitions at different
+  // instants).
   const onCommit = (m: unknown) => {
-    const c = m as { applicationId: string; durationMs: number };
+    const c = m as {
+      applicationId: string;
+      offsets?: { partition: number; offset: string }[];
+    };
     if (c.applicationId !== app) return;
-    if (seenAllAt !== 0 && Date.now() - c.durationMs >= seenAllAt && last === 0) {
-      last = performance.now();
-      done();
-    }
+    for (const o of c.offsets ?? [])
+      committed.set(o.partition, Math.max(committed.get(o.partition) ?? 0, Number(o.offset)));
+    if (seen < N || last !== 0) return;
+    for (const [p, n] of processed) if ((committed.get(p) ?? 0) < n) return;
+    last = performance.now();
+    done();
   };
   diagnostics.subscribe("sluice:job:records", onRecords);
   diagnostics.subscribe("sluice:job:commit", onCommit);

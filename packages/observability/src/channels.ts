@@ -140,6 +140,8 @@ export interface JobCheckpointMessage {
 export interface JobCommitMessage {
   applicationId: string;
   durationMs: number;
+  /** Source offsets (the next to read) the commit covers, per partition it committed. */
+  offsets?: { topic: string; partition: number; offset: string }[];
   error?: unknown;
 }
 

@@ -478,3 +478,44 @@ describe("Kafka job with keyBy", () => {
     ).toBe(expected.size);
   });
 });
+
+describe("Kafka job restore groups", () => {
+  it("deletes at start the restore groups that killed members left behind, and no other", async () => {
+    const base = uniqueName("wrgrp");
+    prefixes.push(base);
+    const source = `${base}-events`;
+    await createTopic(admin, source, 1);
+    const stateDir = mkdtempSync(path.join(tmpdir(), "wrgrp-"));
+    dirs.push(stateDir);
+    const prefix = `${base}.windows.changelog-restore-`;
+    const twoHoursAgo = (Date.now() - 2 * 3_600_000).toString(36);
+    const stale = `${prefix}${twoHoursAgo}-0a1b2c3d`;
+    const earlier = `${prefix}0123456789ab`; // named the earlier way: no creation time
+    const fresh = `${prefix}${Date.now().toString(36)}-0a1b2c3d`; // may be a restore in progress
+    const other = `${base}-restore-keep`;
+    // A group exists once it has offsets, as a killed restore leaves it.
+    await Promise.all(
+      [stale, earlier, fresh, other].map((groupId) =>
+        admin.setOffsets({ groupId, topic: source, partitions: [{ partition: 0, offset: "0" }] }),
+      ),
+    );
+    const job = createJob<Ev>({
+      kafka,
+      applicationId: base,
+      source: { topic: source, schema, eventTime: "ts" },
+      stateDir,
+      handleSignals: false,
+    })
+      .window(tumbling({ size: "1m" }))
+      .aggregate(count())
+      .to({ topic: `${base}-out` });
+    await job.start();
+    await job.stop();
+    const left = new Set((await admin.listGroups()).groups.map((g) => g.groupId));
+    expect(left.has(stale)).toBe(false);
+    expect(left.has(earlier)).toBe(false);
+    expect(left.has(fresh)).toBe(true);
+    expect(left.has(other)).toBe(true);
+    await admin.deleteGroups([fresh, other]).catch(() => {});
+  });
+});

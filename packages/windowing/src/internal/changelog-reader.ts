@@ -2,7 +2,9 @@
 // end, read_committed. kafkajs has no manual assignment, so a throw-away
 // consumer group is used: its offsets are set before it joins (wanted
 // partitions at their low watermark, all others at their end), and it is
-// deleted afterwards.
+// deleted afterwards. A process killed during a restore leaves its group
+// behind; the next start of the job deletes such groups
+// (deleteStaleRestoreGroups).
 import { randomBytes } from "node:crypto";
 import type { Admin, Kafka } from "kafkajs";
 import { WindowingError } from "../windowing-error.js";
@@ -42,7 +44,8 @@ export async function readChangelog(args: {
     if (entry) entry.end = end;
   }
   if (want.size === 0) return result;
-  const groupId = `${topic}-restore-${randomBytes(6).toString("hex")}`;
+  // The creation time in the name tells a stale group from one in use.
+  const groupId = `${restoreGroupPrefix(topic)}${Date.now().toString(36)}-${randomBytes(4).toString("hex")}`;
   await admin.setOffsets({
     groupId,
     topic,
@@ -116,4 +119,53 @@ export async function readChangelog(args: {
     await admin.deleteGroups([groupId]).catch(() => {});
   }
   return result;
+}
+
+function restoreGroupPrefix(topic: string): string {
+  return `${topic}-restore-`;
+}
+
+/** Restore groups younger than this are never deleted as stale (a restore may be using them). */
+const STALE_RESTORE_GROUP_MS = 10 * 60_000;
+
+/**
+ * Deletes the restore groups of `topic` left behind by processes killed
+ * during a restore: empty groups (no member) created more than 10 minutes
+ * ago, and empty groups named the earlier way (no creation time). Deleting
+ * a group a restore is about to join is harmless: its consumer then reads
+ * the changelog from the start, which folds to the same state. Returns the
+ * groups deleted; failures (ACLs, a busy coordinator) are left for the next
+ * start.
+ */
+export async function deleteStaleRestoreGroups(
+  admin: Admin,
+  topic: string,
+  now = Date.now(),
+): Promise<string[]> {
+  const prefix = restoreGroupPrefix(topic);
+  const { groups } = await admin.listGroups();
+  const candidates = groups
+    .map((g) => g.groupId)
+    .filter((id) => {
+      if (!id.startsWith(prefix)) return false;
+      const rest = id.slice(prefix.length);
+      const cut = rest.indexOf("-");
+      if (cut < 0) return /^[0-9a-f]{12}$/.test(rest);
+      const created = Number.parseInt(rest.slice(0, cut), 36);
+      return Number.isFinite(created) && now - created > STALE_RESTORE_GROUP_MS;
+    });
+  if (candidates.length === 0) return [];
+  const described = await admin.describeGroups(candidates);
+  const empty = described.groups.filter((g) => g.state === "Empty").map((g) => g.groupId);
+  if (empty.length === 0) return [];
+  try {
+    await admin.deleteGroups(empty);
+    return empty;
+  } catch (err) {
+    // Some deleted, some not (a member joined meanwhile): kafkajs lists the failures.
+    const failed = (err as { groups?: { groupId: string }[] }).groups;
+    if (!failed) throw err;
+    const notDeleted = new Set(failed.map((g) => g.groupId));
+    return empty.filter((id) => !notDeleted.has(id));
+  }
 }

@@ -28,7 +28,7 @@ import type { ResolvedJobOptions } from "../job.js";
 import type { LateRecord, WindowResult } from "../window-result.js";
 import { WindowingError } from "../windowing-error.js";
 import { ChangelogFold, encodeMutations } from "./changelog-codec.js";
-import { readChangelog } from "./changelog-reader.js";
+import { deleteStaleRestoreGroups, readChangelog } from "./changelog-reader.js";
 import { publish } from "./channels.js";
 import type { JobDefinition } from "./definition.js";
 import { type EngineOutput, PartitionEngine } from "./engine.js";
@@ -219,6 +219,9 @@ export class KafkaRuntime {
         codec: bytesCodec,
       });
       await this.ensureTopics();
+      // Restore groups of members killed during a restore; an error (an ACL
+      // without Describe on groups, say) leaves them for the next start.
+      await deleteStaleRestoreGroups(this.admin, this.changelogTopic).catch(() => []);
       if (!this.eos) {
         // idempotent: up to 5 requests in flight keep per-partition order
         this.aloProducer = createKafkaProducer({
@@ -1054,7 +1057,13 @@ export class KafkaRuntime {
       throw err;
     }
     const durationMs = Date.now() - t0;
-    publish("commit", () => ({ applicationId: app, durationMs }));
+    publish("commit", () => ({
+      applicationId: app,
+      durationMs,
+      offsets: work
+        .filter((w) => w.offset !== undefined)
+        .map((w) => ({ topic: w.u.topic, partition: w.u.partition, offset: w.offset as string })),
+    }));
     publish("checkpoint", () => ({ applicationId: app, durationMs, partitions: work.length }));
     for (const { u } of work) {
       if (u.highWatermark !== undefined && u.nextOffset !== undefined) {
