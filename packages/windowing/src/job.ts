@@ -92,9 +92,10 @@ export interface JobOptions<T> {
    * (at most one commit in flight). Faster when every output is a topic and
    * there is no `keyBy`/join (ignored otherwise), but a rebalance can take
    * longer: the previous owner's transaction still being written delays the
-   * new owner's fencing. Such a commit also takes its partitions' changed
-   * state a few partitions at a time, with batches processed in between,
-   * so that it does not hold the event loop for the whole of it.
+   * new owner's fencing. At-least-once, such a commit also takes its
+   * partitions' changed state a few partitions at a time, with batches
+   * processed in between, so that it does not hold the event loop for the
+   * whole of it.
    * @defaultValue false
    */
   pipelineCommits?: boolean;

@@ -14,10 +14,11 @@
 // the commits: every oracle result must be there, and any duplicate must be
 // the same result (identity and value).
 //
-// Two more run both guarantees with pipelineCommits, each background commit
-// drained one partition per turn of the job's lock (batches of the other
-// partitions processed in between), so kills land between a commit's
-// partitions as well.
+// Two more run both guarantees with pipelineCommits: exactly-once writes each
+// commit's transactions while the next records are processed; at-least-once
+// also drains each background commit one partition per turn of the event
+// loop (batches of the other partitions processed in between), so kills
+// land between a commit's partitions as well.
 //
 // Knobs: SLUICE_CRASH_EVENTS, SLUICE_CRASH_KILLS, SLUICE_CRASH_SEED;
 // SLUICE_CRASH_DIAG=<dir> writes the duplicates (with partition@offset) of a
@@ -57,7 +58,7 @@ it("at-least-once (outputs written ahead of commits): SIGKILL at random moments,
   await crashRun("wcrasha", 1, (k, c) => k.consumer(c), "at-least-once");
 });
 
-it("pipelineCommits, each commit drained one partition per turn: SIGKILL at random moments, restart: read_committed output equals the oracle exactly", {
+it("pipelineCommits (transactions written behind processing): SIGKILL at random moments, restart: read_committed output equals the oracle exactly", {
   timeout: 300_000,
 }, async () => {
   await crashRun("wcrashp", 1, (k, c) => k.consumer(c), "exactly-once", true);

@@ -689,7 +689,10 @@ export class KafkaRuntime {
       await this.commitAll(heartbeat, this.pipelined);
     } else if (Date.now() - this.lastCommit >= this.opts.commitIntervalMs) {
       if (!this.pipelined) await this.commitAll(heartbeat);
-      else if (!this.inflight && !this.staged) await this.stageCommit();
+      else if (!this.inflight && !this.staged) {
+        if (this.eos) await this.commitAll(heartbeat, true);
+        else await this.stageCommit();
+      }
       // else: the commit in flight is still draining or writing; a later batch or tick commits.
     }
   }
@@ -880,8 +883,9 @@ export class KafkaRuntime {
         }
         this.writeOutputsEarly();
         if (now - this.lastCommit >= this.opts.commitIntervalMs && !this.inflight && !this.staged) {
-          if (this.pipelined) await this.stageCommit();
-          else await this.commitAll();
+          if (!this.pipelined) await this.commitAll();
+          else if (this.eos) await this.commitAll(undefined, true);
+          else await this.stageCommit();
         }
       })
       .catch((err) => this.fail(err));
@@ -967,15 +971,19 @@ export class KafkaRuntime {
   }
 
   /**
-   * Starts a background commit (pipelined jobs, no commit in flight) that
-   * drains its units a few at a time: each turn of the lock drains for at
+   * Starts a background commit (pipelined at-least-once jobs, no commit in
+   * flight) that drains its units a few at a time: each turn of the lock drains for at
    * most stageBudgetMs, then leaves the lock to batches until the event
    * loop comes round again. Each unit's work is still taken at one instant
    * (its pending records, state changes and offset together), so units
    * drained at different instants commit consistently each; the writes
    * start once every unit is drained. Anything that needs the commit done
    * (commitAll: a rebalance, stop, a full buffer; an assignment) drains the
-   * rest at once.
+   * rest at once. Exactly-once jobs drain all at once: their results go out
+   * in the commit's transactions, which would start later (measured: p99
+   * 424 against 350 ms, medians of four latency runs each). At-least-once
+   * results are written ahead of commits, so only the changelog and offsets
+   * wait.
    */
   private async stageCommit(): Promise<void> {
     this.throwWriteError();
