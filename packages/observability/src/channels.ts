@@ -24,6 +24,7 @@ export const channels = {
   jobRestore: "sluice:job:restore",
   jobRebalance: "sluice:job:rebalance",
   jobReady: "sluice:job:ready",
+  jobWorkers: "sluice:job:workers",
   stateStats: "sluice:state:stats",
   sinkBatch: "sluice:sink:batch",
   sinkRetry: "sluice:sink:retry",
@@ -174,6 +175,19 @@ export interface JobRebalanceMessage {
 export interface JobReadyMessage {
   applicationId: string;
   ready: boolean;
+}
+
+/**
+ * `sluice:job:workers` — a member process of `runWorkers` (@sluice/windowing)
+ * was spawned, became ready, exited, is restarted or was killed; or the
+ * workers began to stop or gave up. Other fields are described with the
+ * publisher's `WorkersEvent`.
+ * @since 0.2.0
+ */
+export interface JobWorkersMessage {
+  event: "spawn" | "ready" | "exit" | "restart" | "kill" | "stop" | "failed";
+  /** Member index (member events). */
+  member?: number;
 }
 
 /**

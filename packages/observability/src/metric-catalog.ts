@@ -200,6 +200,20 @@ export const metricCatalog: readonly MetricDefinition[] = [
     ["application_id"],
     "1 when the job has its partitions assigned and state restored, else 0.",
   ),
+  def(
+    "job_worker_events_total",
+    "counter",
+    "sluice:job:workers",
+    ["event"],
+    "Member-process events of runWorkers: spawn, ready, exit, restart, kill, stop, failed.",
+  ),
+  def(
+    "job_workers_running",
+    "gauge",
+    "sluice:job:workers",
+    [],
+    "Member processes of runWorkers currently running (spawned and not yet exited).",
+  ),
   // windowing
   def(
     "windowing_open_windows",

@@ -80,6 +80,7 @@ export interface Metrics {
 }
 
 const PREFIX_RE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)?$/;
+const WORKER_EVENTS = new Set(["spawn", "ready", "exit", "restart", "kill", "stop", "failed"]);
 
 type Labels = Record<string, string>;
 type AnyMetric = Counter<string> | Gauge<string> | Histogram<string>;
@@ -192,6 +193,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const lagLabels = new Map<string, Labels>(); // key app|partition|topic
   const assigned = new Map<string, Set<number>>();
   const backpressure = new Map<string, boolean>();
+  /** runWorkers members with a live process. */
+  const runningMembers = new Set<number>();
 
   const m = new Map<string, AnyMetric>();
   const collectors: Record<string, (() => void) | undefined> = {
@@ -359,6 +362,18 @@ export function createMetrics(options: MetricsOptions): Metrics {
         { application_id: guard.value("application_id", msg.applicationId) },
         msg.ready ? 1 : 0,
       );
+    },
+    [channels.jobWorkers]: (msg) => {
+      const event = msg.event;
+      if (typeof event !== "string" || !WORKER_EVENTS.has(event))
+        throw new MalformedMessage(`event is not one of ${[...WORKER_EVENTS].join(", ")}`);
+      counter("job_worker_events_total").inc({ event });
+      if (event !== "spawn" && event !== "exit") return;
+      if (typeof msg.member !== "number" || !Number.isInteger(msg.member) || msg.member < 0)
+        throw new MalformedMessage("member is not a non-negative integer");
+      if (event === "spawn") runningMembers.add(msg.member);
+      else runningMembers.delete(msg.member);
+      gauge("job_workers_running").set({}, runningMembers.size);
     },
     [channels.stateStats]: (msg) => {
       const keys = count(msg, "keys");

@@ -243,6 +243,29 @@ describe("createMetrics", () => {
     expect(await sample(registry, "sluice_job_ready", a)).toBe(0);
   });
 
+  it("workers: counts member events by kind and tracks running members; rejects unknown events", async () => {
+    publish(channels.jobWorkers, { event: "spawn", member: 0, pid: 11, incarnation: 0 });
+    publish(channels.jobWorkers, { event: "spawn", member: 1, pid: 12, incarnation: 0 });
+    publish(channels.jobWorkers, { event: "ready", member: 0 });
+    expect(await sample(registry, "sluice_job_workers_running", {})).toBe(2);
+    publish(channels.jobWorkers, { event: "exit", member: 1, code: null, signal: "SIGKILL" });
+    publish(channels.jobWorkers, { event: "restart", member: 1, delayMs: 100 });
+    expect(await sample(registry, "sluice_job_workers_running", {})).toBe(1);
+    publish(channels.jobWorkers, { event: "spawn", member: 1, pid: 13, incarnation: 1 });
+    expect(await sample(registry, "sluice_job_workers_running", {})).toBe(2);
+    expect(await sample(registry, "sluice_job_worker_events_total", { event: "spawn" })).toBe(3);
+    expect(await sample(registry, "sluice_job_worker_events_total", { event: "restart" })).toBe(1);
+    publish(channels.jobWorkers, { event: "exploded", member: 0 });
+    publish(channels.jobWorkers, { event: "exit", member: -1 });
+    expect(await samples(registry, "sluice_job_worker_events_total")).toHaveLength(4);
+    expect(await sample(registry, "sluice_job_workers_running", {})).toBe(2);
+    expect(
+      await sample(registry, "sluice_observability_dropped_messages_total", {
+        channel: channels.jobWorkers,
+      }),
+    ).toBe(2);
+  });
+
   it("state stats: gauges, cumulative cache counters turned into increases, hit ratio", async () => {
     publish(channels.stateStats, {
       store: "counts",
