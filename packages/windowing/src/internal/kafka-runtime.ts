@@ -972,9 +972,9 @@ export class KafkaRuntime {
 
   /**
    * Starts a background commit (pipelined at-least-once jobs, no commit in
-   * flight) that drains its units a few at a time: each turn of the lock drains for at
-   * most stageBudgetMs, then leaves the lock to batches until the event
-   * loop comes round again. Each unit's work is still taken at one instant
+   * flight) that drains its units a few at a time: each turn drains for at
+   * most stageBudgetMs (one unit at least), then leaves the lock to batches
+   * until the event loop comes round again. Each unit's work is still taken at one instant
    * (its pending records, state changes and offset together), so units
    * drained at different instants commit consistently each; the writes
    * start once every unit is drained. Anything that needs the commit done
