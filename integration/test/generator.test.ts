@@ -121,6 +121,26 @@ describe("generateEvents", () => {
     }
   });
 
+  it("makes an event late only after its partition sent a valid event of the same type and page", () => {
+    // A job re-keyed by type or page reads it from a repartition partition
+    // that must already have a stream time when it arrives.
+    const seen = new Map<number, Set<string>>();
+    let late = 0;
+    for (const r of g.records) {
+      const e = r.event;
+      if (r.kind === "late") {
+        late++;
+        expect(seen.get(r.partition)?.has(`t:${e!.type}`)).toBe(true);
+        expect(seen.get(r.partition)?.has(`p:${e!.page}`)).toBe(true);
+      } else if (r.kind === "valid") {
+        const s = seen.get(r.partition) ?? new Set<string>();
+        s.add(`t:${e!.type}`).add(`p:${e!.page}`);
+        seen.set(r.partition, s);
+      }
+    }
+    expect(late).toBeGreaterThan(40);
+  });
+
   it("labels invalid records with bytes that are not a valid event", () => {
     const bad = g.records.filter((r) => r.kind === "invalid");
     const reasons = new Set(bad.map((r) => r.invalidReason));

@@ -159,7 +159,9 @@ function invalidRecord(e: UserEvent, variant: number): { raw: string; reason: st
  * clicks, add-to-carts and purchases on Zipf-picked pages. A fraction is sent
  * slightly out of order (within `maxDisorderMs`), a fraction is late (event
  * time `lateByMs` behind, only where the partition's stream time is already
- * that far ahead) and a fraction is invalid. Same options, same records.
+ * that far ahead and the partition has already sent a valid event of the same
+ * type and of the same page) and a fraction is invalid. Same options, same
+ * records.
  *
  * @param opts - see {@link GeneratorOptions}
  * @returns the records in send order, each labelled with its kind
@@ -219,6 +221,15 @@ export function generateEvents(opts: GeneratorOptions): GeneratedStream {
 
   // 3. In send order: ids, late and invalid records, stream time per partition.
   const streamTime = new Map<number, number>();
+  // Valid types and pages sent so far, per partition. Jobs that re-key by
+  // type or by page judge lateness on a repartition partition, whose stream
+  // time comes from whatever reached it first: an event is only made late
+  // once its partition has sent a valid event of the same type and of the
+  // same page, which then reached the same repartition partition before it
+  // (one partition's records keep their order there). Otherwise a late event
+  // could be the first record of its repartition partition, and no stream
+  // time would make it late yet.
+  const seen = new Map<number, Set<string>>();
   const idPrefix = `e${(o.seed >>> 0).toString(36)}`;
   const records: GeneratedRecord[] = drafts.map((d, seq) => {
     const event = d.event;
@@ -230,14 +241,18 @@ export function generateEvents(opts: GeneratorOptions): GeneratedStream {
       return { ...base, kind: "invalid", raw, invalidReason: reason };
     }
     const st = streamTime.get(partition);
+    let keys = seen.get(partition);
     if (random.chance(o.lateFraction) && st !== undefined) {
       const lateTs = event.ts - o.lateByMs;
-      if (st - lateTs >= o.lateByMs - o.maxDisorderMs) {
+      const rekeyable = keys?.has(`t:${event.type}`) && keys.has(`p:${event.page}`);
+      if (rekeyable && st - lateTs >= o.lateByMs - o.maxDisorderMs) {
         event.ts = lateTs;
         return { ...base, kind: "late", event };
       }
     }
     streamTime.set(partition, Math.max(st ?? event.ts, event.ts));
+    if (!keys) seen.set(partition, (keys = new Set()));
+    keys.add(`t:${event.type}`).add(`p:${event.page}`);
     return { ...base, kind: "valid", event };
   });
   return { options: o, records };
