@@ -1,5 +1,6 @@
-// `npm run bench -- windowing [--events N] [--rounds R] [--latency-events N] [--latency-only]`
-// (--latency-only: the latency runs alone, printed, no results file)
+// `npm run bench -- windowing [--events N] [--rounds R] [--latency-events N] [--latency-only [--latency-modes eos1,eos12,alo,raw]]`
+// (--latency-only: the latency runs alone, printed, no results file;
+// --latency-modes: which of them, default all four)
 // @sluice/windowing against raw kafkajs, measured in the same run:
 //   - pre-produce N events (12 partitions, 100,000 users; default 1,000,000);
 //   - ceiling: raw kafkajs eachBatch + JSON.parse + in-memory Map count per
@@ -14,7 +15,10 @@
 //     the generator and the reader stay in this one), after 2 s of warm-up
 //     events that are not counted, once with the default
 //     transactionConcurrency (1) and once with one lane per partition; then
-//     at-least-once (latencyMsAtLeastOnce). Only updates are timed: finals
+//     at-least-once (latencyMsAtLeastOnce); then the baseline, the same
+//     count emitted on every change by hand with kafkajs (eachBatch, a Map,
+//     an idempotent producer, offsets committed after the results are sent;
+//     latencyMsRawKafkajs), in its own process too. Only updates are timed: finals
 //     of windows closing during the run and results read twice are counted.
 // Each round also records the records every job wrote to its changelog and
 // output topics (end offsets, transaction markers included) and the load
@@ -38,6 +42,12 @@ const N = numberArg("events", 1_000_000);
 const ROUNDS = Math.max(3, numberArg("rounds", 3));
 const LAT_EVENTS = numberArg("latency-events", Math.min(200_000, N));
 const LATENCY_ONLY = process.argv.includes("--latency-only");
+const LATENCY_MODES = (() => {
+  const i = process.argv.indexOf("--latency-modes");
+  return i >= 0 && LATENCY_ONLY
+    ? (process.argv[i + 1] ?? "").split(",")
+    : ["eos1", "eos12", "alo", "raw"];
+})();
 const RATE = 20_000;
 /** Latency runs: 2 s of events at RATE before the measured ones, not counted. */
 const WARMUP_EVENTS = 2 * RATE;
@@ -281,13 +291,17 @@ type Latency = {
   transactionConcurrency: number;
 };
 
-type Guarantee = "exactly-once" | "at-least-once";
+/** The job's guarantee, or `raw`: the kafkajs baseline (see _windowing-latency-job.ts). */
+type Guarantee = "exactly-once" | "at-least-once" | "raw";
 
 async function latency(guarantee: Guarantee, transactionConcurrency: number): Promise<Latency> {
-  const name = `${guarantee === "exactly-once" ? "eos" : "alo"}-${transactionConcurrency}`;
+  const short = { "exactly-once": "eos", "at-least-once": "alo", raw: "raw" } as const;
+  const name = `${short[guarantee]}-${transactionConcurrency}`;
   const topic = `${run}-lat-${name}`;
   await createTopic(topic);
   const app = `${run}-lat-job-${name}`;
+  // A Sluice job creates its output topic; the baseline's is made here.
+  if (guarantee === "raw") await createTopic(`${app}-out`);
   const stateDir = mkdtempSync(path.join(tmpdir(), "bench-windowing-"));
   const job = await startLatencyJob(topic, app, stateDir, transactionConcurrency, guarantee);
   const latencies: number[] = [];
@@ -400,15 +414,17 @@ async function latency(guarantee: Guarantee, transactionConcurrency: number): Pr
 /**
  * Exactly-once with the default transactionConcurrency (1), then with the
  * partitions' transactions overlapped, then at-least-once (no transactions:
- * results are visible once written).
+ * results are visible once written), then the raw kafkajs baseline.
  */
 async function measureLatencies(): Promise<Latency[]> {
   const out: Latency[] = [];
-  for (const [g, c] of [
-    ["exactly-once", 1],
-    ["exactly-once", PARTITIONS],
-    ["at-least-once", 1],
+  for (const [mode, g, c] of [
+    ["eos1", "exactly-once", 1],
+    ["eos12", "exactly-once", PARTITIONS],
+    ["alo", "at-least-once", 1],
+    ["raw", "raw", 1],
   ] as const) {
+    if (!LATENCY_MODES.includes(mode)) continue;
     const l = await latency(g, c);
     out.push(l);
     console.log(
@@ -484,6 +500,7 @@ try {
     .filter((l) => l.guarantee === "exactly-once")
     .reduce((a, b) => (b.p99 < a.p99 ? b : a));
   const alo = latencies.find((l) => l.guarantee === "at-least-once");
+  const raw = latencies.find((l) => l.guarantee === "raw");
   const ceilingEps = median(rounds.map((r) => r.ceiling));
   const eosEps = median(rounds.map((r) => r.eos));
   const aloEps = median(rounds.map((r) => r.alo));
@@ -537,6 +554,11 @@ try {
       mode: "exactly-once, emit update, pipelineCommits, the job in a process of its own; the lower p99 of the exactly-once runs below",
     },
     latencyMsAtLeastOnce: { p50: alo?.p50, p99: alo?.p99, samples: alo?.samples },
+    latencyMsRawKafkajs: { p50: raw?.p50, p99: raw?.p99, samples: raw?.samples },
+    latencyRatios: {
+      p99_eos_vs_raw: raw ? lat.p99 / raw.p99 : undefined,
+      p99_alo_vs_raw: raw && alo ? alo.p99 / raw.p99 : undefined,
+    },
     latencyRuns: latencies,
     targets: { eos_vs_ceiling: 0.6, alo_vs_ceiling: 0.8, p99Ms: 100 },
     rounds,

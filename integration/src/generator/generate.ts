@@ -251,7 +251,10 @@ export function generateEvents(opts: GeneratorOptions): GeneratedStream {
       }
     }
     streamTime.set(partition, Math.max(st ?? event.ts, event.ts));
-    if (!keys) seen.set(partition, (keys = new Set()));
+    if (!keys) {
+      keys = new Set();
+      seen.set(partition, keys);
+    }
     keys.add(`t:${event.type}`).add(`p:${event.page}`);
     return { ...base, kind: "valid", event };
   });
