@@ -14,6 +14,7 @@ import {
   tumbling,
   type WindowResult,
 } from "../src/index.js";
+import { setGroupOffsetIntervalMs } from "../src/internal/kafka-runtime.js";
 import {
   createTopic,
   deleteTopicsWithPrefix,
@@ -260,6 +261,120 @@ describe("Kafka job local state", () => {
     }
     // the first start restored nothing; the second only the delta after the local checkpoint (none: clean stop)
     expect(restores.map((r) => r.records)).toEqual([0, 0]);
+    const driver = createTestDriver(
+      defineJob<Ev>({ source: { eventTime: "ts" } })
+        .window(tumbling({ size: "1m" }))
+        .aggregate({ n: count(), total: sum((e: Ev) => e.amount) }),
+    );
+    for (const { ev } of evs) driver.pipe(ev, { key: ev.user, timestamp: ev.ts });
+    driver.advanceStreamTime(10_000_000);
+    const expected = driver.results.map((r) => `${r.id}=${JSON.stringify(r.value)}`).sort();
+    const got = (await readAll(kafka, admin, output)).map((r) => {
+      const w = JSON.parse(r.value as string) as WindowResult<unknown>;
+      return `${w.id}=${JSON.stringify(w.value)}`;
+    });
+    expect(got.sort()).toEqual(expected);
+  });
+});
+
+describe("Kafka job group offsets (exactly-once)", () => {
+  it("resumes from the changelog's offset when the group's is behind; the group's catches up while running and at stop", async () => {
+    const base = uniqueName("wgroup");
+    prefixes.push(base);
+    const source = `${base}-events`;
+    const output = `${base}-out`;
+    await createTopic(admin, source, 2);
+    const evs = events(2_000, 40, 2);
+    let processed = 0;
+    const onRecords = (m: unknown) => {
+      if ((m as { applicationId: string }).applicationId === base)
+        processed += (m as { count: number }).count;
+    };
+    // What the job's commits covered, per partition.
+    const covered = new Map<number, bigint>();
+    const onCommit = (m: unknown) => {
+      const c = m as { applicationId: string; offsets: { partition: number; offset: string }[] };
+      if (c.applicationId !== base) return;
+      for (const o of c.offsets) covered.set(o.partition, BigInt(o.offset));
+    };
+    diagnostics.subscribe("sluice:job:records", onRecords);
+    diagnostics.subscribe("sluice:job:commit", onCommit);
+    // Long enough that the second part below commits before the group's
+    // offset is due again.
+    const interval = setGroupOffsetIntervalMs(8_000);
+    const make = () => {
+      const stateDir = mkdtempSync(path.join(tmpdir(), "wgroup-"));
+      dirs.push(stateDir);
+      return createJob<Ev>({
+        kafka,
+        applicationId: base,
+        source: { topic: source, schema, eventTime: "ts" },
+        stateDir,
+        guarantee: "exactly-once",
+        handleSignals: false,
+      })
+        .window(tumbling({ size: "1m" }))
+        .aggregate({ n: count(), total: sum((e: Ev) => e.amount) })
+        .to({ topic: output });
+    };
+    const send = (xs: typeof evs) =>
+      produce(
+        kafka,
+        source,
+        xs.map(({ ev, partition }) => ({ key: ev.user, value: JSON.stringify(ev), partition })),
+      );
+    const groupOffsets = async () => {
+      const [t] = await admin.fetchOffsets({ groupId: base, topics: [source] });
+      return (t?.partitions ?? []).map((p) => p.offset).sort();
+    };
+    const ends = async () => (await admin.fetchTopicOffsets(source)).map((p) => p.high).sort();
+    const coveredAll = async () => {
+      const e = await admin.fetchTopicOffsets(source);
+      return e.every((p) => covered.get(p.partition) === BigInt(p.high));
+    };
+    try {
+      await send(evs.slice(0, 500));
+      const a = make();
+      await a.start();
+      // The first commit of each partition writes the group's offset too.
+      await waitFor(coveredAll, 60_000);
+      await waitFor(async () => (await groupOffsets()).join() === (await ends()).join(), 15_000);
+      await send(evs.slice(500, 1_000));
+      await waitFor(coveredAll, 60_000);
+      // Committed (changelog and outputs) with the group's offset left behind ...
+      const end1 = await ends();
+      expect((await groupOffsets()).join()).not.toBe(end1.join());
+      // ... which a later commit brings to the end, with no new input.
+      await waitFor(async () => (await groupOffsets()).join() === end1.join(), 30_000);
+      await a.stop();
+      // A group offset left behind (as by a member killed between two of
+      // its writes): the restore resumes from the changelog's offset, so
+      // nothing is processed twice.
+      await admin.setOffsets({
+        groupId: base,
+        topic: source,
+        partitions: [
+          { partition: 0, offset: "0" },
+          { partition: 1, offset: "0" },
+        ],
+      });
+      await send([
+        ...evs.slice(1_000),
+        { ev: { user: "end", amount: 0, ts: 10_000_000 }, partition: 0 },
+        { ev: { user: "end", amount: 0, ts: 10_000_000 }, partition: 1 },
+      ]);
+      const before = processed;
+      const b = make(); // a fresh state directory: restored from the changelog alone
+      await b.start();
+      await waitFor(() => processed >= before + 1_002, 60_000);
+      await b.stop();
+      expect(processed - before).toBe(1_002);
+      expect(await groupOffsets()).toEqual(await ends());
+    } finally {
+      diagnostics.unsubscribe("sluice:job:records", onRecords);
+      diagnostics.unsubscribe("sluice:job:commit", onCommit);
+      setGroupOffsetIntervalMs(interval);
+    }
     const driver = createTestDriver(
       defineJob<Ev>({ source: { eventTime: "ts" } })
         .window(tumbling({ size: "1m" }))

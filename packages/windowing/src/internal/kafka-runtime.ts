@@ -61,6 +61,12 @@ interface Unit {
   pendingCount: number;
   dirty: boolean;
   highWatermark?: string;
+  /**
+   * Exactly-once, partitions with state: when the group's offset was last
+   * written, and whether a commit since left it behind (see groupOffsetDue).
+   */
+  groupOffsetAt: number;
+  groupOffsetBehind: boolean;
 }
 
 /** A background commit draining its units between batches. */
@@ -94,6 +100,19 @@ let stageBudgetMs = 4;
  */
 export function setStageBudgetMs(ms: number): void {
   stageBudgetMs = ms;
+}
+
+/** Exactly-once: how often partitions with state also write the group's offset (see groupOffsetDue). */
+let groupOffsetIntervalMs = 1000;
+
+/**
+ * @internal Tests only: how often exactly-once partitions with state write
+ * the group's offset; returns the previous value.
+ */
+export function setGroupOffsetIntervalMs(ms: number): number {
+  const previous = groupOffsetIntervalMs;
+  groupOffsetIntervalMs = ms;
+  return previous;
 }
 
 function isFenced(err: unknown): boolean {
@@ -468,6 +487,8 @@ export class KafkaRuntime {
         pending: new Map(),
         pendingCount: 0,
         dirty: false,
+        groupOffsetAt: 0,
+        groupOffsetBehind: false,
       };
       if (this.eos) {
         // One transactional id per input partition: initTransactions fences
@@ -916,7 +937,29 @@ export class KafkaRuntime {
   }
 
   private unitsToCommit(): Unit[] {
-    return [...this.units.values()].filter((u) => u.ready && (u.dirty || u.pendingCount > 0));
+    const now = Date.now();
+    return [...this.units.values()].filter(
+      (u) =>
+        u.ready &&
+        (u.dirty || u.pendingCount > 0 || (u.groupOffsetBehind && this.groupOffsetDue(u, now))),
+    );
+  }
+
+  /**
+   * Exactly-once: whether this commit writes the partition's offset to the
+   * consumer group too. A partition with state commits its source offset in
+   * its changelog, in the same transaction (the `["o"]` entry), and a
+   * restore resumes from that, never from the group's offset; the group's
+   * offset there serves monitoring (lag) and is written at most once per
+   * groupOffsetIntervalMs (1 s), and at every commit of a rebalance or of
+   * stop(). Skipping it saves a commit two of its five broker round trips
+   * (AddOffsetsToTxn, TxnOffsetCommit). Partitions without state (the source
+   * of a `keyBy`, joined topics, stateless jobs) always write it.
+   */
+  private groupOffsetDue(u: Unit, now: number): boolean {
+    if (!u.engine) return true;
+    if (this.rebalancing || this.status !== "open") return true;
+    return now - u.groupOffsetAt >= groupOffsetIntervalMs;
   }
 
   private async flushSinks(heartbeat?: () => Promise<void>): Promise<void> {
@@ -1112,7 +1155,9 @@ export class KafkaRuntime {
                 const meta = await txn.sendBatch({ topicMessages: chunk });
                 changelogNext = this.changelogEnd(chunk, meta, u.partition) ?? changelogNext;
               }
-              if (offset !== undefined) {
+              const now = Date.now();
+              const toGroup = offset !== undefined && this.groupOffsetDue(u, now);
+              if (toGroup) {
                 await txn.sendOffsets({
                   consumerGroupId: app,
                   topics: [{ topic: u.topic, partitions: [{ partition: u.partition, offset }] }],
@@ -1121,6 +1166,10 @@ export class KafkaRuntime {
               await txn.commit();
               settled.add(u);
               u.committedOffset = offset;
+              if (toGroup) {
+                u.groupOffsetAt = now;
+                u.groupOffsetBehind = false;
+              } else if (offset !== undefined) u.groupOffsetBehind = true;
               if (u.engine) this.persistLocal(u, topicMessages, changelogNext, offset, streamTime);
             } catch (err) {
               await txn.abort().catch(() => {});
