@@ -63,6 +63,33 @@ function events(n: number, users: number, partitions: number) {
   return out;
 }
 
+/**
+ * What the tests' job (count and sum per user, tumbling 1 minute) emits for
+ * `evs`, as the TestDriver computes it: `id=value` lines, sorted.
+ */
+function expectedResults(evs: { ev: Ev; partition: number }[], partitions: number): string[] {
+  const driver = createTestDriver(
+    defineJob<Ev>({ source: { eventTime: "ts" } })
+      .window(tumbling({ size: "1m" }))
+      .aggregate({ n: count(), total: sum((e: Ev) => e.amount) }),
+    { partitions },
+  );
+  for (const { ev, partition } of evs)
+    driver.pipe(ev, { key: ev.user, partition, timestamp: ev.ts });
+  driver.advanceStreamTime(10_000_000);
+  return driver.results.map((r) => `${r.id}=${JSON.stringify(r.value)}`).sort();
+}
+
+/** A job's output topic as `id=value` lines, sorted. */
+async function outputResults(output: string): Promise<string[]> {
+  return (await readAll(kafka, admin, output))
+    .map((r) => {
+      const w = JSON.parse(r.value as string) as WindowResult<unknown>;
+      return `${w.id}=${JSON.stringify(w.value)}`;
+    })
+    .sort();
+}
+
 async function waitFor(cond: () => Promise<boolean> | boolean, timeoutMs: number): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
@@ -109,27 +136,14 @@ describe.each(["exactly-once", "at-least-once"] as const)("Kafka job (%s)", (gua
       .aggregate({ n: count(), total: sum((e: Ev) => e.amount) })
       .to({ topic: output });
     // oracle: the same definition on the TestDriver
-    const driver = createTestDriver(
-      defineJob<Ev>({ source: { eventTime: "ts" } })
-        .window(tumbling({ size: "1m" }))
-        .aggregate({ n: count(), total: sum((e: Ev) => e.amount) }),
-      { partitions: 3 },
-    );
-    for (const { ev, partition } of evs)
-      driver.pipe(ev, { key: ev.user, partition, timestamp: ev.ts });
-    driver.advanceStreamTime(10_000_000);
-    const expected = driver.results.map((r) => `${r.id}=${JSON.stringify(r.value)}`).sort();
+    const expected = expectedResults(evs, 3);
 
     await job.start();
     expect(job.status).toBe("open");
     let got: string[] = [];
     try {
       await waitFor(async () => {
-        const rows = await readAll(kafka, admin, output);
-        got = rows.map((r) => {
-          const w = JSON.parse(r.value as string) as WindowResult<unknown>;
-          return `${w.id}=${JSON.stringify(w.value)}`;
-        });
+        got = await outputResults(output);
         return got.length >= expected.length;
       }, 90_000);
     } finally {
@@ -261,19 +275,7 @@ describe("Kafka job local state", () => {
     }
     // the first start restored nothing; the second only the delta after the local checkpoint (none: clean stop)
     expect(restores.map((r) => r.records)).toEqual([0, 0]);
-    const driver = createTestDriver(
-      defineJob<Ev>({ source: { eventTime: "ts" } })
-        .window(tumbling({ size: "1m" }))
-        .aggregate({ n: count(), total: sum((e: Ev) => e.amount) }),
-    );
-    for (const { ev } of evs) driver.pipe(ev, { key: ev.user, timestamp: ev.ts });
-    driver.advanceStreamTime(10_000_000);
-    const expected = driver.results.map((r) => `${r.id}=${JSON.stringify(r.value)}`).sort();
-    const got = (await readAll(kafka, admin, output)).map((r) => {
-      const w = JSON.parse(r.value as string) as WindowResult<unknown>;
-      return `${w.id}=${JSON.stringify(w.value)}`;
-    });
-    expect(got.sort()).toEqual(expected);
+    expect(await outputResults(output)).toEqual(expectedResults(evs, 1));
   });
 });
 
@@ -375,19 +377,7 @@ describe("Kafka job group offsets (exactly-once)", () => {
       diagnostics.unsubscribe("sluice:job:commit", onCommit);
       setGroupOffsetIntervalMs(interval);
     }
-    const driver = createTestDriver(
-      defineJob<Ev>({ source: { eventTime: "ts" } })
-        .window(tumbling({ size: "1m" }))
-        .aggregate({ n: count(), total: sum((e: Ev) => e.amount) }),
-    );
-    for (const { ev } of evs) driver.pipe(ev, { key: ev.user, timestamp: ev.ts });
-    driver.advanceStreamTime(10_000_000);
-    const expected = driver.results.map((r) => `${r.id}=${JSON.stringify(r.value)}`).sort();
-    const got = (await readAll(kafka, admin, output)).map((r) => {
-      const w = JSON.parse(r.value as string) as WindowResult<unknown>;
-      return `${w.id}=${JSON.stringify(w.value)}`;
-    });
-    expect(got.sort()).toEqual(expected);
+    expect(await outputResults(output)).toEqual(expectedResults(evs, 2));
   });
 });
 
