@@ -1,6 +1,9 @@
-// `npm run bench -- windowing [--events N] [--rounds R] [--latency-events N] [--latency-only [--latency-modes eos1,eos12,alo,raw]]`
+// `npm run bench -- windowing [--events N] [--rounds R] [--latency-events N] [--latency-only [--latency-modes eos1,eos12,alo,raw]]
+//  [--throughput-only [--throughput-modes ceiling,eos,eos12,alo] [--shapes spread,rate]]`
 // (--latency-only: the latency runs alone, printed, no results file;
-// --latency-modes: which of them, default all four)
+// --latency-modes: which of them, default all four; --throughput-only: the
+// throughput rounds alone, printed with their medians, no results file, for
+// the modes and event-time shapes given, default all)
 // @sluice/windowing against raw kafkajs, measured in the same run:
 //   - pre-produce N events (12 partitions, 100,000 users; default 1,000,000);
 //   - ceiling: raw kafkajs eachBatch + JSON.parse + in-memory Map count per
@@ -48,6 +51,18 @@ const LATENCY_MODES = (() => {
     ? (process.argv[i + 1] ?? "").split(",")
     : ["eos1", "eos12", "alo", "raw"];
 })();
+/** `--throughput-only`: only the throughput rounds of `--throughput-modes` on `--shapes`, printed, not written. */
+const THROUGHPUT_ONLY = process.argv.includes("--throughput-only");
+const listArg = (name: string, all: string[]): string[] => {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0 || !THROUGHPUT_ONLY) return all;
+  const picked = (process.argv[i + 1] ?? "").split(",");
+  const unknown = picked.filter((m) => !all.includes(m));
+  if (unknown.length) throw new Error(`--${name} takes ${all.join(",")}; got ${unknown.join(",")}`);
+  return picked;
+};
+const THROUGHPUT_MODES = listArg("throughput-modes", ["ceiling", "eos", "eos12", "alo"]);
+const SHAPES = listArg("shapes", ["spread", "rate"]);
 const RATE = 20_000;
 /** Latency runs: 2 s of events at RATE before the measured ones, not counted. */
 const WARMUP_EVENTS = 2 * RATE;
@@ -457,9 +472,9 @@ try {
   const realistic = `${run}-rate-events`;
   await createTopic(realistic);
   const p0 = performance.now();
-  await produceAll(source, "spread");
-  await produceAll(realistic, "rate");
-  console.log(`produced 2 x ${N} events in ${((performance.now() - p0) / 1000).toFixed(1)} s`);
+  if (SHAPES.includes("spread")) await produceAll(source, "spread");
+  if (SHAPES.includes("rate")) await produceAll(realistic, "rate");
+  console.log(`produced ${SHAPES.length} x ${N} events in ${((performance.now() - p0) / 1000).toFixed(1)} s`);
   type Round = {
     ceiling: number;
     eos: number;
@@ -478,10 +493,15 @@ try {
       [source, rounds, "spread"],
       [realistic, rateRounds, "rate"],
     ] as const) {
-      const c = await ceiling(topic);
-      const { eps: e, written: we } = await sluice(topic, "exactly-once");
-      const { eps: ec, written: wc } = await sluice(topic, "exactly-once", PARTITIONS);
-      const { eps: a, written: wa } = await sluice(topic, "at-least-once");
+      if (!SHAPES.includes(name)) continue;
+      const none = { eps: Number.NaN, written: { changelog: 0, output: 0 } };
+      const picked = (m: string) => THROUGHPUT_MODES.includes(m);
+      const c = picked("ceiling") ? await ceiling(topic) : Number.NaN;
+      const { eps: e, written: we } = picked("eos") ? await sluice(topic, "exactly-once") : none;
+      const { eps: ec, written: wc } = picked("eos12")
+        ? await sluice(topic, "exactly-once", PARTITIONS)
+        : none;
+      const { eps: a, written: wa } = picked("alo") ? await sluice(topic, "at-least-once") : none;
       list.push({
         ceiling: c,
         eos: e,
@@ -495,75 +515,90 @@ try {
       );
     }
   }
-  const latencies = await measureLatencies();
-  const lat = latencies
-    .filter((l) => l.guarantee === "exactly-once")
-    .reduce((a, b) => (b.p99 < a.p99 ? b : a));
-  const alo = latencies.find((l) => l.guarantee === "at-least-once");
-  const raw = latencies.find((l) => l.guarantee === "raw");
-  const ceilingEps = median(rounds.map((r) => r.ceiling));
-  const eosEps = median(rounds.map((r) => r.eos));
-  const aloEps = median(rounds.map((r) => r.alo));
-  const ratio = (list: typeof rounds, k: "eos" | "eosConcurrent" | "alo") =>
-    Number(median(list.map((r) => r[k] / r.ceiling)).toFixed(3));
-  writeResults("windowing", {
-    config: {
-      events: N,
-      eventTime: {
-        hardCase:
-          "eventsPerSec/ratios: event time spread over 10 minutes, 100,000 users — nearly every event opens its own 1-minute window (output ≈ input); the issue's configuration, and what the targets apply to",
-        realistic: `realistic.*: event time follows a production rate of ${RATE} events/s (${N} events span ${Math.round(N / RATE)} s of event time), 100,000 users`,
+  if (THROUGHPUT_ONLY) {
+    for (const [list, name] of [
+      [rounds, "spread"],
+      [rateRounds, "rate"],
+    ] as const) {
+      if (list.length === 0) continue;
+      const m = (k: "ceiling" | "eos" | "eosConcurrent" | "alo") =>
+        Math.round(median(list.map((r) => r[k])));
+      console.log(
+        `median ${name}: ceiling ${m("ceiling")}/s, eos ${m("eos")}/s, eos concurrent ${m("eosConcurrent")}/s, alo ${m("alo")}/s`,
+      );
+    }
+    rss.stop();
+  } else {
+    const latencies = await measureLatencies();
+    const lat = latencies
+      .filter((l) => l.guarantee === "exactly-once")
+      .reduce((a, b) => (b.p99 < a.p99 ? b : a));
+    const alo = latencies.find((l) => l.guarantee === "at-least-once");
+    const raw = latencies.find((l) => l.guarantee === "raw");
+    const ceilingEps = median(rounds.map((r) => r.ceiling));
+    const eosEps = median(rounds.map((r) => r.eos));
+    const aloEps = median(rounds.map((r) => r.alo));
+    const ratio = (list: typeof rounds, k: "eos" | "eosConcurrent" | "alo") =>
+      Number(median(list.map((r) => r[k] / r.ceiling)).toFixed(3));
+    writeResults("windowing", {
+      config: {
+        events: N,
+        eventTime: {
+          hardCase:
+            "eventsPerSec/ratios: event time spread over 10 minutes, 100,000 users — nearly every event opens its own 1-minute window (output ≈ input); the issue's configuration, and what the targets apply to",
+          realistic: `realistic.*: event time follows a production rate of ${RATE} events/s (${N} events span ${Math.round(N / RATE)} s of event time), 100,000 users`,
+        },
+        partitions: PARTITIONS,
+        users: USERS,
+        rounds: ROUNDS,
+        latencyEvents: LAT_EVENTS,
+        rateEventsPerSec: RATE,
+        pipelineCommits: true,
       },
-      partitions: PARTITIONS,
-      users: USERS,
-      rounds: ROUNDS,
-      latencyEvents: LAT_EVENTS,
-      rateEventsPerSec: RATE,
-      pipelineCommits: true,
-    },
-    eventsPerSec: {
-      ceiling: Math.round(ceilingEps),
-      exactlyOnce: Math.round(eosEps),
-      exactlyOnceConcurrent: Math.round(median(rounds.map((r) => r.eosConcurrent))),
-      atLeastOnce: Math.round(aloEps),
-    },
-    ratios: {
-      eos_vs_ceiling: ratio(rounds, "eos"),
-      alo_vs_ceiling: ratio(rounds, "alo"),
-      eos_concurrent_vs_ceiling: ratio(rounds, "eosConcurrent"),
-    },
-    realistic: {
       eventsPerSec: {
-        ceiling: Math.round(median(rateRounds.map((r) => r.ceiling))),
-        exactlyOnce: Math.round(median(rateRounds.map((r) => r.eos))),
-        exactlyOnceConcurrent: Math.round(median(rateRounds.map((r) => r.eosConcurrent))),
-        atLeastOnce: Math.round(median(rateRounds.map((r) => r.alo))),
+        ceiling: Math.round(ceilingEps),
+        exactlyOnce: Math.round(eosEps),
+        exactlyOnceConcurrent: Math.round(median(rounds.map((r) => r.eosConcurrent))),
+        atLeastOnce: Math.round(aloEps),
       },
       ratios: {
-        eos_vs_ceiling: ratio(rateRounds, "eos"),
-        alo_vs_ceiling: ratio(rateRounds, "alo"),
-        eos_concurrent_vs_ceiling: ratio(rateRounds, "eosConcurrent"),
+        eos_vs_ceiling: ratio(rounds, "eos"),
+        alo_vs_ceiling: ratio(rounds, "alo"),
+        eos_concurrent_vs_ceiling: ratio(rounds, "eosConcurrent"),
       },
-      rounds: rateRounds,
-    },
-    latencyMs: {
-      p50: lat.p50,
-      p99: lat.p99,
-      samples: lat.samples,
-      transactionConcurrency: lat.transactionConcurrency,
-      mode: "exactly-once, emit update, pipelineCommits, the job in a process of its own; the lower p99 of the exactly-once runs below",
-    },
-    latencyMsAtLeastOnce: { p50: alo?.p50, p99: alo?.p99, samples: alo?.samples },
-    latencyMsRawKafkajs: { p50: raw?.p50, p99: raw?.p99, samples: raw?.samples },
-    latencyRatios: {
-      p99_eos_vs_raw: raw ? lat.p99 / raw.p99 : undefined,
-      p99_alo_vs_raw: raw && alo ? alo.p99 / raw.p99 : undefined,
-    },
-    latencyRuns: latencies,
-    targets: { eos_vs_ceiling: 0.6, alo_vs_ceiling: 0.8, p99Ms: 100 },
-    rounds,
-    peakRssBytes: rss.stop(),
-  });
+      realistic: {
+        eventsPerSec: {
+          ceiling: Math.round(median(rateRounds.map((r) => r.ceiling))),
+          exactlyOnce: Math.round(median(rateRounds.map((r) => r.eos))),
+          exactlyOnceConcurrent: Math.round(median(rateRounds.map((r) => r.eosConcurrent))),
+          atLeastOnce: Math.round(median(rateRounds.map((r) => r.alo))),
+        },
+        ratios: {
+          eos_vs_ceiling: ratio(rateRounds, "eos"),
+          alo_vs_ceiling: ratio(rateRounds, "alo"),
+          eos_concurrent_vs_ceiling: ratio(rateRounds, "eosConcurrent"),
+        },
+        rounds: rateRounds,
+      },
+      latencyMs: {
+        p50: lat.p50,
+        p99: lat.p99,
+        samples: lat.samples,
+        transactionConcurrency: lat.transactionConcurrency,
+        mode: "exactly-once, emit update, pipelineCommits, the job in a process of its own; the lower p99 of the exactly-once runs below",
+      },
+      latencyMsAtLeastOnce: { p50: alo?.p50, p99: alo?.p99, samples: alo?.samples },
+      latencyMsRawKafkajs: { p50: raw?.p50, p99: raw?.p99, samples: raw?.samples },
+      latencyRatios: {
+        p99_eos_vs_raw: raw ? lat.p99 / raw.p99 : undefined,
+        p99_alo_vs_raw: raw && alo ? alo.p99 / raw.p99 : undefined,
+      },
+      latencyRuns: latencies,
+      targets: { eos_vs_ceiling: 0.6, alo_vs_ceiling: 0.8, p99Ms: 100 },
+      rounds,
+      peakRssBytes: rss.stop(),
+    });
+  }
 } finally {
   await cleanup(run);
   await admin.disconnect();
