@@ -55,6 +55,16 @@ export type KafkaProducer = KafkaJsProducer & {
    * `partition`); see {@link createKafkaProducer}.
    */
   readonly groupsByPartition: boolean;
+  /**
+   * FindCoordinator lookups of a transactional producer: `sent` to a broker,
+   * or answered without one (`cached`: from the producer's cache, or by a
+   * lookup of the same coordinator in flight). kafkajs looks the coordinator
+   * up before every transactional request; the producer keeps the answers
+   * until a request, or finding the coordinator's broker, fails. `undefined`
+   * when the producer does not cache them (not transactional, or the
+   * installed kafkajs is not 2.2.4); see {@link createKafkaProducer}.
+   */
+  readonly coordinatorLookups: { readonly sent: number; readonly cached: number } | undefined;
 };
 
 const ENCODERS = new Set(["auto", "sluice", "kafkajs"]);
@@ -125,6 +135,21 @@ function groupSends(producer: KafkaJsProducer): void {
  * example with {@link murmur2Partitioner}, which matches kafkajs's default);
  * `groupsByPartition` says whether the producer does it.
  *
+ * A transactional producer (a `transactionalId` in `config`) keeps the
+ * answers of kafkajs's coordinator lookups, which kafkajs otherwise sends
+ * before every transactional request (AddPartitionsToTxn, AddOffsetsToTxn,
+ * TxnOffsetCommit, EndTxn), whichever `recordEncoder` is chosen: one broker
+ * round trip less per call. Any failed request of the producer, or a failure
+ * to reach the coordinator's broker, drops the answers, so kafkajs's retries
+ * look the coordinator up again; EndTxn, AddOffsetsToTxn and TxnOffsetCommit,
+ * which kafkajs does not retry, are sent once more to a freshly found
+ * coordinator when theirs answers that it is not (or no longer) the
+ * coordinator, or the request is lost to a connection error or a timeout.
+ * AddPartitionsToTxn and AddOffsetsToTxn refused with
+ * CONCURRENT_TRANSACTIONS (the previous transaction is still completing) are
+ * sent again after 2, 4, 8, ... ms (at most 10 times) instead of after
+ * kafkajs's retry delay. `coordinatorLookups` counts the lookups.
+ *
  * @param options - see {@link KafkaProducerOptions}
  * @returns a kafkajs producer, not yet connected
  * @throws ProducerError `PRODUCER_INVALID_OPTIONS` when an option is invalid;
@@ -182,6 +207,7 @@ export function createKafkaProducer(options: KafkaProducerOptions): KafkaProduce
     );
   }
   const counts = made.counts;
+  const lookups = made.coordinatorLookups;
   return Object.defineProperties(made.producer, {
     recordEncoder: { value: made.encoder, enumerable: true },
     recordEncoderReason: { value: made.reason, enumerable: true },
@@ -195,6 +221,19 @@ export function createKafkaProducer(options: KafkaProducerOptions): KafkaProduce
           return counts.kafkajs;
         },
       }),
+      enumerable: true,
+    },
+    coordinatorLookups: {
+      value:
+        lookups &&
+        Object.freeze({
+          get sent() {
+            return lookups.sent;
+          },
+          get cached() {
+            return lookups.cached;
+          },
+        }),
       enumerable: true,
     },
   }) as KafkaProducer;

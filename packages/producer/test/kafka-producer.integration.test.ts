@@ -1,6 +1,7 @@
 // createKafkaProducer on the broker: transactions written with Sluice's record
 // encoder commit and abort as kafkajs's do; a read_committed reader sees
-// exactly the committed records.
+// exactly the committed records. A transactional producer looks each of its
+// coordinators up once, whichever encoder it uses.
 import { describe, expect, it } from "vitest";
 import { createKafkaProducer } from "../src/index.js";
 import { kafkaClient, readAll, topicNamer, uniqueName } from "./helpers.js";
@@ -153,4 +154,69 @@ describe("createKafkaProducer on the broker", () => {
       await admin.disconnect();
     }
   });
+
+  for (const recordEncoder of ["auto", "kafkajs"] as const) {
+    it(`a transactional producer (recordEncoder '${recordEncoder}') looks each coordinator up once across transactions with sendOffsets, commits and an abort`, async () => {
+      const topic = topicName("kp_coord");
+      const groupId = uniqueName("kp-coord-group");
+      const admin = kafka.admin();
+      await admin.connect();
+      const producer = createKafkaProducer({
+        kafka,
+        config: {
+          transactionalId: uniqueName("kp-coord"),
+          idempotent: true,
+          maxInFlightRequests: 1,
+          allowAutoTopicCreation: false,
+        },
+        recordEncoder,
+      });
+      try {
+        await admin.createTopics({
+          waitForLeaders: true,
+          topics: [{ topic, numPartitions: 2, replicationFactor: 1 }],
+        });
+        await producer.connect();
+        const committed: string[] = [];
+        const transactions = 6;
+        for (let t = 0; t < transactions; t++) {
+          const tx = await producer.transaction();
+          const values = [`t${t}-a`, `t${t}-b`, `t${t}-c`];
+          await tx.send({
+            topic,
+            messages: values.map((value, i) => ({ value, partition: i % 2 })),
+          });
+          await tx.sendOffsets({
+            consumerGroupId: groupId,
+            topics: [{ topic, partitions: [{ partition: 0, offset: String(10 * (t + 1)) }] }],
+          });
+          // the fourth transaction is aborted: a read_committed reader skips its records
+          if (t === 3) {
+            await tx.abort();
+          } else {
+            await tx.commit();
+            committed.push(...values);
+          }
+        }
+        const lookups = producer.coordinatorLookups!;
+        // one lookup per coordinator (the transaction's, the group's); kafkajs
+        // alone sends one before each of the 25 transactional requests above
+        // (more when it retries AddPartitionsToTxn after CONCURRENT_TRANSACTIONS)
+        expect(lookups.sent).toBe(2);
+        expect(lookups.cached).toBeGreaterThanOrEqual(23);
+        expect(producer.recordEncoder).toBe(recordEncoder === "auto" ? "sluice" : "kafkajs");
+        if (recordEncoder === "auto") expect(producer.encodedRequests.sluice).toBe(transactions);
+
+        const back = await readAll(kafka, topic, committed.length, { settleMs: 1000 });
+        expect(back.map((r) => r.value).sort()).toEqual([...committed].sort());
+        const [offsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
+        expect(offsets?.partitions.find((p) => p.partition === 0)?.offset).toBe(
+          String(10 * transactions),
+        );
+      } finally {
+        await producer.disconnect();
+        await admin.disconnect();
+      }
+    });
+  }
 });

@@ -76,6 +76,32 @@ describe("createKafkaProducer", () => {
     expect(createKafkaProducer({ kafka, recordEncoder: "kafkajs" }).groupsByPartition).toBe(false);
   });
 
+  it("caches coordinator lookups of transactional producers only, whichever encoder writes the records", () => {
+    const kafka = client();
+    const keys = Reflect.ownKeys(kafka);
+    const config = { transactionalId: "t", idempotent: true, maxInFlightRequests: 1 };
+    const tx = createKafkaProducer({ kafka, config });
+    expect(tx.coordinatorLookups).toEqual({ sent: 0, cached: 0 });
+    // with kafkajs's encoder the producer is still made on its own cluster,
+    // and reports its encoder as before
+    const kafkajsEncoded = createKafkaProducer({ kafka, config, recordEncoder: "kafkajs" });
+    expect(kafkajsEncoded.coordinatorLookups).toEqual({ sent: 0, cached: 0 });
+    expect(kafkajsEncoded.recordEncoder).toBe("kafkajs");
+    expect(kafkajsEncoded.recordEncoderReason).toBe("recordEncoder is 'kafkajs'");
+    expect(kafkajsEncoded.encodedRequests).toEqual({ sluice: 0, kafkajs: 0 });
+    expect(kafkajsEncoded.groupsByPartition).toBe(false);
+    expect(createKafkaProducer({ kafka, config: { idempotent: true } }).coordinatorLookups).toBe(
+      undefined,
+    );
+    expect(createKafkaProducer({ kafka, recordEncoder: "kafkajs" }).coordinatorLookups).toBe(
+      undefined,
+    );
+    // a client from another kafkajs copy: no private cluster, no cache
+    const wrapper = { producer: (c?: kafkajs.ProducerConfig) => kafka.producer(c) } as never;
+    expect(createKafkaProducer({ kafka: wrapper, config }).coordinatorLookups).toBe(undefined);
+    expect(Reflect.ownKeys(kafka)).toEqual(keys);
+  });
+
   it("falls back to kafkajs for a client it does not know, or throws PRODUCER_ENCODER_UNAVAILABLE when 'sluice' is required", () => {
     const real = client();
     // a KafkaJS-compatible wrapper, not an instance of the pinned kafkajs

@@ -74,6 +74,10 @@ describe("onPrivateCluster", () => {
     );
     expect(r.reason).toBeUndefined();
     expect(r.made).toBeDefined();
+    // the private cluster, for hooks of its own
+    expect(typeof (r.cluster as { findGroupCoordinator?: unknown }).findGroupCoordinator).toBe(
+      "function",
+    );
     expect(Object.getPrototypeOf(child)).toBe(kafka);
     expect(Reflect.ownKeys(kafka)).toEqual(keysBefore);
     expect((kafka as unknown as Record<symbol, unknown>)[createCluster]).toBe(ownBefore);

@@ -1,11 +1,12 @@
 // Fault tests on a PRIVATE throwaway broker (never the shared one on 9092):
-// stopped and restarted while sends are in flight.
+// stopped and restarted while sends or transactions are in flight.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import kafkajs from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type PrivateKafka, startPrivateKafka } from "../../../scripts/stack.mjs";
-import { createProducer, type SendResult } from "../src/index.js";
+import { createKafkaProducer, createProducer, type SendResult } from "../src/index.js";
 import { kafkaClient, readAll, TestEvent } from "./helpers.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "sluice-producer-fault-"));
@@ -144,5 +145,64 @@ describe("producer while the broker is stopped and restarted", () => {
     for (const seqs of perKeyOrder.values()) {
       expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
     }
+  });
+
+  it("a transactional producer looks its coordinator up again after the broker restarts, and every transaction commits", async () => {
+    const brokers = [`127.0.0.1:${port}`];
+    // retries that outlast the broker's restart
+    const kafka = new kafkajs.Kafka({
+      clientId: "producer-fault-tx",
+      brokers,
+      logLevel: kafkajs.logLevel.NOTHING,
+      retry: { retries: 40, initialRetryTime: 200, maxRetryTime: 2000 },
+    });
+    const topic = "coordinator";
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [{ topic, numPartitions: 2, replicationFactor: 1 }],
+    });
+    await admin.disconnect();
+    const producer = createKafkaProducer({
+      kafka,
+      config: {
+        transactionalId: "producer-fault-tx",
+        idempotent: true,
+        maxInFlightRequests: 1,
+        allowAutoTopicCreation: false,
+      },
+    });
+    const committed: string[] = [];
+    const transaction = async (tag: string) => {
+      const tx = await producer.transaction();
+      const values = [`${tag}-0`, `${tag}-1`];
+      await tx.send({ topic, messages: values.map((value, partition) => ({ value, partition })) });
+      await tx.commit();
+      committed.push(...values);
+    };
+    await producer.connect();
+    try {
+      await transaction("before-0");
+      await transaction("before-1");
+      // InitProducerId's lookup answered every later one
+      expect(producer.coordinatorLookups).toMatchObject({ sent: 1 });
+
+      await restart("SIGTERM");
+      // begun and sent while the broker is down: kafkajs retries until it is back
+      const during = transaction("during");
+      await sleep(1000);
+      broker = await startPrivateKafka({ port, dir });
+      await during;
+      await transaction("after");
+      // the failures to reach the broker dropped the cached answer
+      expect(producer.coordinatorLookups!.sent).toBeGreaterThan(1);
+    } finally {
+      await producer.disconnect();
+    }
+    const records = await readAll(kafkaClient(brokers), topic, committed.length, {
+      settleMs: 500,
+    });
+    expect(records.map((r) => r.value).sort()).toEqual([...committed].sort());
   });
 });

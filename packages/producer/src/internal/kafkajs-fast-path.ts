@@ -15,7 +15,15 @@
 // modules or prototypes, so other kafkajs producers in the process encode
 // as before (kafkajs-private-cluster.ts). It is pinned to one kafkajs version; on any other
 // version, or a client from another kafkajs copy, kafkajs encodes as usual.
+//
+// Transactional producers also cache their coordinator lookups on the same
+// private cluster (coordinator-cache.ts), whoever encodes their records.
 import kafkajs, { type Kafka, type Producer, type ProducerConfig } from "kafkajs";
+import {
+  type CoordinatorLookups,
+  cacheCoordinators,
+  coordinatorCacheUsable,
+} from "./coordinator-cache.js";
 import { expandProduceArgs, SequenceTranslator } from "./grouped-records.js";
 import { onPrivateCluster, pinnedKafkajsCheck, symbolNamed } from "./kafkajs-private-cluster.js";
 import { type CodecLike, encodeProduceRequest, type ProduceArgs } from "./record-batch.js";
@@ -88,10 +96,16 @@ export interface EncodingProducer {
    * and when asked for.
    */
   groupsRecords: boolean;
+  /**
+   * Coordinator lookups sent and answered from the cache, when the producer
+   * caches them (transactional producers, kafkajs's internals usable).
+   */
+  coordinatorLookups: Readonly<CoordinatorLookups> | undefined;
 }
 
 /**
- * A kafkajs producer whose Produce requests Sluice encodes when it can.
+ * A kafkajs producer whose Produce requests Sluice encodes when it can, and
+ * which caches its coordinator lookups when it is transactional.
  *
  * @param kafka - the client
  * @param config - kafkajs producer config
@@ -106,20 +120,23 @@ export function createEncodingProducer(
   grouped = false,
 ): EncodingProducer {
   const counts = { sluice: 0, kafkajs: 0 };
-  const plain = (reason: string): EncodingProducer => ({
-    producer: kafka.producer(config),
+  const plain = (reason: string, made?: Producer): EncodingProducer => ({
+    producer: made ?? kafka.producer(config),
     encoder: "kafkajs",
     reason,
     counts,
     groupsRecords: false,
+    coordinatorLookups: undefined,
   });
-  if (mode === "kafkajs") return plain("recordEncoder is 'kafkajs'");
-  const internals = kafkajsInternals();
-  if (typeof internals === "string") return plain(internals);
+  const internals = mode === "kafkajs" ? "recordEncoder is 'kafkajs'" : kafkajsInternals();
+  // The cache is independent of the encoder: kafkajs looks the coordinator up
+  // before every transactional request, whoever writes the records.
+  const caching = Boolean(config.transactionalId) && coordinatorCacheUsable() === true;
+  if (typeof internals === "string" && !caching) return plain(internals);
   // With grouped records kafkajs counts one sequence number per partition
   // per request; every Produce request of this producer is translated.
   const sequences = grouped ? new SequenceTranslator() : undefined;
-  const install = (broker: BrokerLike) => {
+  const install = (broker: BrokerLike, found: Internals) => {
     const send = sendRequestSymbol(Object.getPrototypeOf(broker) as object);
     const original = broker.produce;
     if (!send || typeof original !== "function") return;
@@ -132,7 +149,7 @@ export function createEncodingProducer(
         timeout: given.timeout ?? 30000,
         compression: given.compression ?? 0,
       };
-      const build = this.lookupRequest?.(PRODUCE_API_KEY, internals.produce);
+      const build = this.lookupRequest?.(PRODUCE_API_KEY, found.produce);
       const protocolRequest = build?.(args) as
         | { request?: { apiVersion?: number; encode?: () => Promise<unknown> } }
         | undefined;
@@ -161,15 +178,24 @@ export function createEncodingProducer(
       return (this[send] as (r: unknown) => Promise<unknown>).call(this, protocolRequest);
     };
   };
+  let cache: ReturnType<typeof cacheCoordinators> | undefined;
   const hooked = onPrivateCluster(
     kafka,
     (child) => KafkaClass.prototype.producer.call(child, config),
-    (broker) => install(broker as BrokerLike),
+    (broker) => {
+      // the encoder's Produce first: the cache's hook wraps it
+      if (typeof internals !== "string") install(broker as BrokerLike, internals);
+      if (typeof cache === "object") cache.onBroker(broker);
+    },
   );
   if (hooked.reason !== undefined) {
-    if (!hooked.made) return plain(hooked.reason);
-    const { made, reason } = hooked;
-    return { producer: made, encoder: "kafkajs", reason, counts, groupsRecords: false };
+    return plain(typeof internals === "string" ? internals : hooked.reason, hooked.made);
+  }
+  // set before the producer connects, so before any broker is handed out
+  if (caching) cache = cacheCoordinators(hooked.cluster);
+  const coordinatorLookups = typeof cache === "object" ? cache.lookups : undefined;
+  if (typeof internals === "string") {
+    return { ...plain(internals, hooked.made), coordinatorLookups };
   }
   return {
     producer: hooked.made,
@@ -177,5 +203,6 @@ export function createEncodingProducer(
     reason: undefined,
     counts,
     groupsRecords: grouped,
+    coordinatorLookups,
   };
 }

@@ -69,14 +69,15 @@ export function symbolNamed(obj: object, description: string): symbol | undefine
 }
 
 /**
- * What {@link onPrivateCluster} made, and why the hook is not installed when
- * it is not (`made` is then what to use instead, when it could be made).
+ * What {@link onPrivateCluster} made and the private cluster it hooked, or why
+ * the hook is not installed (`made` is then what to use instead, when it
+ * could be made).
  *
  * @internal
  */
 export type PrivateClusterResult<R> =
-  | { made: R; reason?: undefined }
-  | { made: R | undefined; reason: string };
+  | { made: R; cluster: object; reason?: undefined }
+  | { made: R | undefined; cluster?: undefined; reason: string };
 
 /**
  * Makes a kafkajs producer or consumer whose private cluster calls
@@ -86,7 +87,9 @@ export type PrivateClusterResult<R> =
  * @param make - makes the producer or consumer from the child client given,
  *   e.g. `(c) => Kafka.prototype.consumer.call(c, config)`
  * @param onBroker - called once per broker object of that cluster, before use
- * @returns what `make` made; with `reason` when the hook is not installed
+ * @returns what `make` made and its private cluster (for hooks of the
+ *   cluster's own, set before the first use); `reason` when the hook is not
+ *   installed
  * @internal
  */
 export function onPrivateCluster<R>(
@@ -129,5 +132,5 @@ export function onPrivateCluster<R>(
     }
     return broker;
   };
-  return { made };
+  return { made, cluster };
 }
