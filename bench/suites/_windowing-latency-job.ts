@@ -1,16 +1,26 @@
 // The windowing suite's latency job, run in a process of its own (as a
 // deployed job would be) so that the event generator and the result reader
 // of the suite do not share its event loop.
-//   tsx _windowing-latency-job.ts <source topic> <applicationId> <stateDir> <transactionConcurrency> [at-least-once | raw]
+//   tsx _windowing-latency-job.ts <source topic> <applicationId> <stateDir> <transactionConcurrency> [at-least-once | raw | txn]
 // `raw` is the baseline: the same count per user and minute, emitted on
 // every change, by hand with kafkajs (eachBatch, an in-memory Map, one
 // idempotent producer, results sent before the batch's offsets are
 // committed): what a hand-written at-least-once service gets, with no state
 // store, changelog or restore.
+// `txn` is a probe, not a baseline: the same count by hand, with one
+// transaction per commit for all the member's partitions, commits back to
+// back (the next starts as soon as the previous ends, if anything is
+// pending), carrying the results, one changelog-like record per changed
+// window and the consumer offsets, on one transactional producer made by
+// @sluice/producer's createKafkaProducer. It is the shape exactly-once v2
+// (KIP-447) would give the job, minus what makes it safe: no state store,
+// no restore, no fencing by group generation. It says what latency that
+// design can reach on this machine.
 // Prints "ready" once the job runs; on SIGTERM prints its event-loop delay
 // ("eld" and JSON, in ms) and stops (drain, commit, close).
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { Kafka, logLevel, type Message } from "kafkajs";
+import { Kafka, logLevel, type Message, type Producer } from "kafkajs";
+import { createKafkaProducer } from "../../packages/producer/src/index.js";
 import { count, createJob, max, tumbling } from "../../packages/windowing/src/index.js";
 
 type Ev = { user_id: string; amount: number; ts: number; sent?: number };
@@ -25,7 +35,7 @@ if (!topic || !applicationId || !stateDir || !concurrency) {
 const brokers = (process.env.SLUICE_KAFKA_BROKERS ?? "127.0.0.1:9092").split(",");
 const kafka = new Kafka({ clientId: "bench-windowing-job", brokers, logLevel: logLevel.NOTHING });
 /** A job with start() and stop(): Sluice's, or the raw kafkajs baseline. */
-const job = mode === "raw" ? rawJob() : sluiceJob();
+const job = mode === "raw" ? rawJob() : mode === "txn" ? txnJob() : sluiceJob();
 
 function sluiceJob() {
   return createJob<Ev>({
@@ -48,10 +58,120 @@ function sluiceJob() {
     .to({ topic: `${applicationId}-out` });
 }
 
+type Window = { events: number; sent: number; n: number };
+
+/** Counts a batch into `windows`; one result (and the window's id and value) per window it changed. */
+function countAndEmit(
+  windows: Map<string, Window>,
+  records: { value: Buffer | null }[],
+): { id: string; result: Message; value: { events: number; sent: number } }[] {
+  const changed = new Map<string, Window>();
+  for (const m of records) {
+    const e = JSON.parse((m.value as Buffer).toString("utf8")) as Ev;
+    const start = e.ts - (e.ts % 60_000);
+    const id = `${e.user_id}@${start}`;
+    let w = windows.get(id);
+    if (!w) {
+      w = { events: 0, sent: 0, n: 0 };
+      windows.set(id, w);
+    }
+    w.events++;
+    w.sent = Math.max(w.sent, e.sent ?? 0);
+    changed.set(id, w);
+  }
+  return [...changed].map(([id, w]) => {
+    w.n++;
+    const value = { events: w.events, sent: w.sent };
+    const key = id.slice(0, id.indexOf("@"));
+    return {
+      id,
+      value,
+      result: { key, value: JSON.stringify({ id: `${id}#${w.n}`, final: false, value }) },
+    };
+  });
+}
+
+function txnJob() {
+  const consumer = kafka.consumer({ groupId: applicationId as string, maxWaitTimeInMs: 50 });
+  const producer: Producer = createKafkaProducer({
+    kafka,
+    config: { transactionalId: `${applicationId}-txn`, idempotent: true, maxInFlightRequests: 1 },
+  });
+  const windows = new Map<string, Window>();
+  const out = `${applicationId}-out`;
+  const changelog = `${applicationId}-changelog`;
+  let pending: { topic: string; messages: Message[] }[] = [];
+  let offsets = new Map<number, string>();
+  let running = true;
+  let commits: Promise<void> | undefined;
+  const commitLoop = async () => {
+    while (running || pending.length > 0) {
+      if (pending.length === 0) {
+        await new Promise((r) => setTimeout(r, 2));
+        continue;
+      }
+      const topicMessages = pending;
+      const partitions = [...offsets].map(([partition, offset]) => ({ partition, offset }));
+      pending = [];
+      offsets = new Map();
+      const t = await producer.transaction();
+      await t.sendBatch({ topicMessages });
+      await t.sendOffsets({
+        consumerGroupId: applicationId as string,
+        topics: [{ topic: topic as string, partitions }],
+      });
+      await t.commit();
+    }
+  };
+  return {
+    async start() {
+      const admin = kafka.admin();
+      await admin.connect();
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: [{ topic: changelog, numPartitions: 12 }],
+      });
+      await admin.disconnect();
+      await Promise.all([consumer.connect(), producer.connect()]);
+      await consumer.subscribe({ topic: topic as string, fromBeginning: true });
+      commits = commitLoop();
+      commits.catch((err) => {
+        console.error(err);
+        process.exit(1);
+      });
+      await consumer.run({
+        autoCommit: false,
+        eachBatch: async ({ batch }) => {
+          const emitted = countAndEmit(windows, batch.messages);
+          pending.push(
+            { topic: out, messages: emitted.map((r) => r.result) },
+            {
+              topic: changelog,
+              messages: emitted.map((r) => ({
+                key: r.id,
+                value: JSON.stringify(r.value),
+                partition: batch.partition,
+              })),
+            },
+          );
+          const last = batch.messages.at(-1);
+          if (last) offsets.set(batch.partition, String(BigInt(last.offset) + 1n));
+        },
+      });
+    },
+    async stop() {
+      await consumer.disconnect();
+      running = false;
+      await commits;
+      await producer.disconnect();
+    },
+  };
+}
+
 function rawJob() {
   const consumer = kafka.consumer({ groupId: applicationId as string, maxWaitTimeInMs: 50 });
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 5 });
-  const windows = new Map<string, { events: number; sent: number; n: number }>();
+  const windows = new Map<string, Window>();
   const out = `${applicationId}-out`;
   return {
     async start() {
@@ -59,29 +179,7 @@ function rawJob() {
       await consumer.subscribe({ topic: topic as string, fromBeginning: true });
       await consumer.run({
         eachBatch: async ({ batch, resolveOffset }) => {
-          const changed = new Map<string, { events: number; sent: number; n: number }>();
-          for (const m of batch.messages) {
-            const e = JSON.parse((m.value as Buffer).toString("utf8")) as Ev;
-            const start = e.ts - (e.ts % 60_000);
-            const id = `${e.user_id}@${start}`;
-            let w = windows.get(id);
-            if (!w) {
-              w = { events: 0, sent: 0, n: 0 };
-              windows.set(id, w);
-            }
-            w.events++;
-            w.sent = Math.max(w.sent, e.sent ?? 0);
-            changed.set(id, w);
-          }
-          const messages: Message[] = [];
-          for (const [id, w] of changed) {
-            w.n++;
-            const value = { events: w.events, sent: w.sent };
-            messages.push({
-              key: id.slice(0, id.indexOf("@")),
-              value: JSON.stringify({ id: `${id}#${w.n}`, final: false, value }),
-            });
-          }
+          const messages = countAndEmit(windows, batch.messages).map((r) => r.result);
           await producer.send({ topic: out, messages });
           const last = batch.messages.at(-1);
           if (last) resolveOffset(last.offset);

@@ -1,7 +1,9 @@
-// `npm run bench -- windowing [--events N] [--rounds R] [--latency-events N] [--latency-only [--latency-modes eos1,eos12,alo,raw]]
+// `npm run bench -- windowing [--events N] [--rounds R] [--latency-events N] [--latency-only [--latency-modes eos1,eos12,alo,raw,txn]]
 //  [--throughput-only [--throughput-modes ceiling,eos,eos12,alo] [--shapes spread,rate]]`
 // (--latency-only: the latency runs alone, printed, no results file;
-// --latency-modes: which of them, default all four; --throughput-only: the
+// --latency-modes: which of them, default the first four; txn is a probe of
+// one transaction per commit, back to back, by hand (see
+// _windowing-latency-job.ts), run only when named; --throughput-only: the
 // throughput rounds alone, printed with their medians, no results file, for
 // the modes and event-time shapes given, default all)
 // @sluice/windowing against raw kafkajs, measured in the same run:
@@ -306,17 +308,17 @@ type Latency = {
   transactionConcurrency: number;
 };
 
-/** The job's guarantee, or `raw`: the kafkajs baseline (see _windowing-latency-job.ts). */
-type Guarantee = "exactly-once" | "at-least-once" | "raw";
+/** The job's guarantee, or `raw` (the kafkajs baseline) or `txn` (the one-transaction probe): see _windowing-latency-job.ts. */
+type Guarantee = "exactly-once" | "at-least-once" | "raw" | "txn";
 
 async function latency(guarantee: Guarantee, transactionConcurrency: number): Promise<Latency> {
-  const short = { "exactly-once": "eos", "at-least-once": "alo", raw: "raw" } as const;
+  const short = { "exactly-once": "eos", "at-least-once": "alo", raw: "raw", txn: "txn" } as const;
   const name = `${short[guarantee]}-${transactionConcurrency}`;
   const topic = `${run}-lat-${name}`;
   await createTopic(topic);
   const app = `${run}-lat-job-${name}`;
   // A Sluice job creates its output topic; the baseline's is made here.
-  if (guarantee === "raw") await createTopic(`${app}-out`);
+  if (guarantee === "raw" || guarantee === "txn") await createTopic(`${app}-out`);
   const stateDir = mkdtempSync(path.join(tmpdir(), "bench-windowing-"));
   const job = await startLatencyJob(topic, app, stateDir, transactionConcurrency, guarantee);
   const latencies: number[] = [];
@@ -438,6 +440,7 @@ async function measureLatencies(): Promise<Latency[]> {
     ["eos12", "exactly-once", PARTITIONS],
     ["alo", "at-least-once", 1],
     ["raw", "raw", 1],
+    ["txn", "txn", 1],
   ] as const) {
     if (!LATENCY_MODES.includes(mode)) continue;
     const l = await latency(g, c);
@@ -474,7 +477,9 @@ try {
   const p0 = performance.now();
   if (SHAPES.includes("spread")) await produceAll(source, "spread");
   if (SHAPES.includes("rate")) await produceAll(realistic, "rate");
-  console.log(`produced ${SHAPES.length} x ${N} events in ${((performance.now() - p0) / 1000).toFixed(1)} s`);
+  console.log(
+    `produced ${SHAPES.length} x ${N} events in ${((performance.now() - p0) / 1000).toFixed(1)} s`,
+  );
   type Round = {
     ceiling: number;
     eos: number;
