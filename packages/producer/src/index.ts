@@ -9,6 +9,16 @@ export {
   type SendResult,
 } from "./create-producer.js";
 /**
+ * Offset commits fenced by the consumer group's generation (KIP-447), for
+ * @sluice/windowing. Not part of the supported API.
+ *
+ * @internal
+ */
+export {
+  type GroupGeneration,
+  recordGroupGenerations,
+} from "./internal/group-generation.js";
+/**
  * kafkajs private-cluster plumbing shared by Sluice's packages (the pinned
  * version, a one-time check of kafkajs's internals, hooks on one producer's
  * or consumer's own brokers). Not part of the supported API.
@@ -26,6 +36,7 @@ export {
   createKafkaProducer,
   type KafkaProducer,
   type KafkaProducerOptions,
+  sendOffsetsFenced,
 } from "./kafka-producer.js";
 export { murmur2Partitioner, type Partitioner } from "./partitioner.js";
 export { ProducerError, type ProducerErrorCode } from "./producer-error.js";

@@ -2,11 +2,13 @@ import kafkajs, {
   type Kafka,
   type Producer as KafkaJsProducer,
   type Message,
+  type Offsets,
   type ProducerBatch,
   type ProducerConfig,
   type ProducerRecord,
   type Transaction,
 } from "kafkajs";
+import type { GroupGeneration } from "./internal/group-generation.js";
 import { groupByPartition } from "./internal/grouped-records.js";
 import { createEncodingProducer } from "./internal/kafkajs-fast-path.js";
 import { ProducerError } from "./producer-error.js";
@@ -208,6 +210,7 @@ export function createKafkaProducer(options: KafkaProducerOptions): KafkaProduce
   }
   const counts = made.counts;
   const lookups = made.coordinatorLookups;
+  if (made.groupGenerations) fencedGenerations.set(made.producer, made.groupGenerations);
   return Object.defineProperties(made.producer, {
     recordEncoder: { value: made.encoder, enumerable: true },
     recordEncoderReason: { value: made.reason, enumerable: true },
@@ -237,4 +240,54 @@ export function createKafkaProducer(options: KafkaProducerOptions): KafkaProduce
       enumerable: true,
     },
   }) as KafkaProducer;
+}
+
+/** The generations each fencing producer's offset commits use, by group id. */
+const fencedGenerations = new WeakMap<object, Map<string, GroupGeneration>>();
+
+/**
+ * Commits a consumer group's offsets in `transaction`, fenced by the
+ * consuming member's group generation (TxnOffsetCommit version 3, KIP-447):
+ * the group coordinator refuses the commit when the generation or member id
+ * is no longer current (kafkajs's `ILLEGAL_GENERATION`, `UNKNOWN_MEMBER_ID`
+ * or `FENCED_INSTANCE_ID` error), so a member that lost its partitions in a
+ * rebalance cannot commit for them; the transaction must then be aborted.
+ * For @sluice/windowing's exactly-once jobs; not part of the supported API.
+ *
+ * @param producer - a transactional producer made by {@link createKafkaProducer}
+ * @param transaction - the producer's open transaction
+ * @param offsets - as for kafkajs's `transaction.sendOffsets`
+ * @param generation - the consuming member's generation, for `offsets.consumerGroupId`
+ * @throws ProducerError `PRODUCER_FENCING_UNAVAILABLE` when the producer cannot
+ *   fence (not transactional, or the installed kafkajs is not the pinned
+ *   version), or when the broker is older than Kafka 2.5;
+ *   `PRODUCER_INVALID_OPTIONS` when the generation is for another group
+ * @internal
+ */
+export async function sendOffsetsFenced(
+  producer: KafkaProducer,
+  transaction: Transaction,
+  offsets: Offsets & { consumerGroupId: string },
+  generation: GroupGeneration,
+): Promise<void> {
+  const generations = fencedGenerations.get(producer);
+  if (!generations) {
+    throw new ProducerError(
+      "PRODUCER_FENCING_UNAVAILABLE",
+      "this producer cannot fence offset commits by group generation: it is not transactional, or the installed kafkajs is not the version Sluice is pinned to",
+    );
+  }
+  if (generation.groupId !== offsets.consumerGroupId) {
+    throw new ProducerError(
+      "PRODUCER_INVALID_OPTIONS",
+      `the generation is for group ${JSON.stringify(generation.groupId)}, the offsets for ${JSON.stringify(offsets.consumerGroupId)}`,
+    );
+  }
+  // A producer has one transaction at a time: the entry serves this call only.
+  generations.set(offsets.consumerGroupId, generation);
+  try {
+    await transaction.sendOffsets(offsets);
+  } finally {
+    generations.delete(offsets.consumerGroupId);
+  }
 }

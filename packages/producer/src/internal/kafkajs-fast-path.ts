@@ -24,6 +24,11 @@ import {
   cacheCoordinators,
   coordinatorCacheUsable,
 } from "./coordinator-cache.js";
+import {
+  fenceOffsetCommits,
+  type GroupGeneration,
+  groupFencingInternals,
+} from "./group-generation.js";
 import { expandProduceArgs, SequenceTranslator } from "./grouped-records.js";
 import { onPrivateCluster, pinnedKafkajsCheck, symbolNamed } from "./kafkajs-private-cluster.js";
 import { type CodecLike, encodeProduceRequest, type ProduceArgs } from "./record-batch.js";
@@ -101,6 +106,12 @@ export interface EncodingProducer {
    * caches them (transactional producers, kafkajs's internals usable).
    */
   coordinatorLookups: Readonly<CoordinatorLookups> | undefined;
+  /**
+   * The group generations the producer's TxnOffsetCommit requests are fenced
+   * with, by group id, when it can fence them (transactional producers,
+   * kafkajs's internals usable); see group-generation.ts.
+   */
+  groupGenerations: Map<string, GroupGeneration> | undefined;
 }
 
 /**
@@ -127,12 +138,16 @@ export function createEncodingProducer(
     counts,
     groupsRecords: false,
     coordinatorLookups: undefined,
+    groupGenerations: undefined,
   });
   const internals = mode === "kafkajs" ? "recordEncoder is 'kafkajs'" : kafkajsInternals();
   // The cache is independent of the encoder: kafkajs looks the coordinator up
   // before every transactional request, whoever writes the records.
   const caching = Boolean(config.transactionalId) && coordinatorCacheUsable() === true;
-  if (typeof internals === "string" && !caching) return plain(internals);
+  // So is fencing offset commits by the group's generation.
+  const fencing = Boolean(config.transactionalId) && typeof groupFencingInternals() !== "string";
+  if (typeof internals === "string" && !caching && !fencing) return plain(internals);
+  const generations = new Map<string, GroupGeneration>();
   // With grouped records kafkajs counts one sequence number per partition
   // per request; every Produce request of this producer is translated.
   const sequences = grouped ? new SequenceTranslator() : undefined;
@@ -185,6 +200,8 @@ export function createEncodingProducer(
     (broker) => {
       // the encoder's Produce first: the cache's hook wraps it
       if (typeof internals !== "string") install(broker as BrokerLike, internals);
+      // inside the cache's hooks, so its resend of a commit is fenced too
+      if (fencing) fenceOffsetCommits(broker, (groupId) => generations.get(groupId));
       if (typeof cache === "object") cache.onBroker(broker);
     },
   );
@@ -194,8 +211,9 @@ export function createEncodingProducer(
   // set before the producer connects, so before any broker is handed out
   if (caching) cache = cacheCoordinators(hooked.cluster);
   const coordinatorLookups = typeof cache === "object" ? cache.lookups : undefined;
+  const groupGenerations = fencing ? generations : undefined;
   if (typeof internals === "string") {
-    return { ...plain(internals, hooked.made), coordinatorLookups };
+    return { ...plain(internals, hooked.made), coordinatorLookups, groupGenerations };
   }
   return {
     producer: hooked.made,
@@ -204,5 +222,6 @@ export function createEncodingProducer(
     counts,
     groupsRecords: grouped,
     coordinatorLookups,
+    groupGenerations,
   };
 }
