@@ -55,9 +55,18 @@ function readRequest(buf: Buffer) {
     o += n - 1;
     return s;
   };
-  const i16 = () => ((o += 2), buf.readInt16BE(o - 2));
-  const i32 = () => ((o += 4), buf.readInt32BE(o - 4));
-  const i64 = () => ((o += 8), buf.readBigInt64BE(o - 8));
+  const i16 = () => {
+    o += 2;
+    return buf.readInt16BE(o - 2);
+  };
+  const i32 = () => {
+    o += 4;
+    return buf.readInt32BE(o - 4);
+  };
+  const i64 = () => {
+    o += 8;
+    return buf.readBigInt64BE(o - 8);
+  };
   const headerTags = uvarint();
   const out = {
     headerTags,
