@@ -199,6 +199,12 @@ describe("TxnOffsetCommit version 3", () => {
     const whole = response([[0, 0]]);
     expect(() => decodeTxnOffsetCommitV3(whole.subarray(0, whole.length - 4))).toThrow(/truncated/);
   });
+
+  it("skips tagged fields by their size", () => {
+    // a header tagged field (tag 1, 3 bytes) before the body
+    const tagged = Buffer.concat([Buffer.from([1, 1, 3, 9, 9, 9]), response([[0, 0]]).subarray(1)]);
+    expect(decodeTxnOffsetCommitV3(tagged)).toEqual(decodeTxnOffsetCommitV3(response([[0, 0]])));
+  });
 });
 
 describe("fenceOffsetCommits on a stand-in broker", () => {

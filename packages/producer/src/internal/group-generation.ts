@@ -58,8 +58,32 @@ export interface TxnOffsetCommitV3Response {
 const TXN_OFFSET_COMMIT = 28;
 const VERSION = 3;
 
+/** What of kafkajs's `Encoder` the request is written with. */
+interface Encoder {
+  readonly buffer: Buffer;
+  writeInt16(value: number): Encoder;
+  writeInt32(value: number): Encoder;
+  writeInt64(value: number | string): Encoder;
+  writeUVarInt(value: number): Encoder;
+  /** A compact (nullable) string: its length + 1 as an unsigned varint. */
+  writeUVarIntString(value: string | null): Encoder;
+}
+
+/** What of kafkajs's `Decoder` the response is read with. */
+interface Decoder {
+  readInt16(): number;
+  readInt32(): number;
+  readUVarInt(): number;
+  /** A compact (nullable) string. */
+  readUVarIntString(): string | null;
+  canReadBytes(length: number): boolean;
+  forward(length: number): void;
+}
+
 interface Internals {
   createErrorFromCode: (code: number) => Error;
+  Encoder: new () => Encoder;
+  Decoder: new (buffer: Buffer) => Decoder;
 }
 
 /**
@@ -72,10 +96,22 @@ export const groupFencingInternals = pinnedKafkajsCheck<Internals>(
   "Sluice's fenced offset commit",
   (require) => {
     const { createErrorFromCode } = require("kafkajs/src/protocol/error.js") as Partial<Internals>;
+    const Encoder = require("kafkajs/src/protocol/encoder.js") as Internals["Encoder"];
+    const Decoder = require("kafkajs/src/protocol/decoder.js") as Internals["Decoder"];
     const Broker = require("kafkajs/src/broker/index.js") as { prototype: object };
     const broker = Broker.prototype as Record<string, unknown>;
     if (typeof createErrorFromCode !== "function") {
       return "kafkajs's protocol errors have an unexpected shape";
+    }
+    const encoder = Encoder?.prototype as Partial<Record<keyof Encoder, unknown>> | undefined;
+    const decoder = Decoder?.prototype as Partial<Record<keyof Decoder, unknown>> | undefined;
+    if (
+      typeof encoder?.writeUVarInt !== "function" ||
+      typeof encoder.writeUVarIntString !== "function" ||
+      typeof decoder?.readUVarInt !== "function" ||
+      typeof decoder.readUVarIntString !== "function"
+    ) {
+      return "kafkajs's protocol Encoder or Decoder has an unexpected shape";
     }
     if (typeof broker.txnOffsetCommit !== "function" || typeof broker.joinGroup !== "function") {
       return "kafkajs's Broker has an unexpected shape";
@@ -83,145 +119,101 @@ export const groupFencingInternals = pinnedKafkajsCheck<Internals>(
     if (!symbolNamed(broker, "private:Broker:sendRequest")) {
       return "kafkajs's Broker has no private sendRequest";
     }
-    return { createErrorFromCode };
+    return { createErrorFromCode, Encoder, Decoder };
   },
 );
 
-function uvarint(n: number): Buffer {
-  const bytes: number[] = [];
-  let v = n >>> 0;
-  while (v > 0x7f) {
-    bytes.push((v & 0x7f) | 0x80);
-    v >>>= 7;
+function internalsOrThrow(): Internals {
+  const internals = groupFencingInternals();
+  if (typeof internals === "string") {
+    throw new ProducerError("PRODUCER_FENCING_UNAVAILABLE", internals);
   }
-  bytes.push(v);
-  return Buffer.from(bytes);
+  return internals;
 }
 
-function compactString(s: string | null | undefined): Buffer {
-  if (s === null || s === undefined) return uvarint(0);
-  const b = Buffer.from(s, "utf8");
-  return Buffer.concat([uvarint(b.length + 1), b]);
+/** The request body, in kafkajs's Encoder (what its request framing takes). */
+function requestEncoder(args: TxnOffsetCommitArgs, g: GroupGeneration): Encoder {
+  // the empty tagged fields that make kafkajs's request header version 1 a version 2
+  const e = new (internalsOrThrow().Encoder)().writeUVarInt(0);
+  e.writeUVarIntString(args.transactionalId).writeUVarIntString(args.groupId);
+  e.writeInt64(args.producerId).writeInt16(args.producerEpoch);
+  e.writeInt32(g.generationId).writeUVarIntString(g.memberId);
+  e.writeUVarIntString(g.groupInstanceId).writeUVarInt(args.topics.length + 1);
+  for (const t of args.topics) {
+    e.writeUVarIntString(t.topic).writeUVarInt(t.partitions.length + 1);
+    for (const p of t.partitions) {
+      // committed_leader_epoch -1: unknown; then the partition's empty tagged fields
+      e.writeInt32(p.partition).writeInt64(p.offset).writeInt32(-1);
+      e.writeUVarIntString(p.metadata ?? null).writeUVarInt(0);
+    }
+    e.writeUVarInt(0);
+  }
+  return e.writeUVarInt(0);
 }
-
-function int(bytes: 2 | 4 | 8, v: number | string | bigint): Buffer {
-  const b = Buffer.alloc(bytes);
-  if (bytes === 2) b.writeInt16BE(Number(v));
-  else if (bytes === 4) b.writeInt32BE(Number(v));
-  else b.writeBigInt64BE(BigInt(v));
-  return b;
-}
-
-const NO_TAGS = uvarint(0);
 
 /**
  * The body of a TxnOffsetCommit version 3 request, preceded by the empty
  * tagged fields that make kafkajs's request header version 1 a version 2.
  *
+ * @throws ProducerError `PRODUCER_FENCING_UNAVAILABLE` when kafkajs's
+ *   internals are unusable
  * @internal
  */
 export function encodeTxnOffsetCommitV3(args: TxnOffsetCommitArgs, g: GroupGeneration): Buffer {
-  const parts: Buffer[] = [
-    NO_TAGS,
-    compactString(args.transactionalId),
-    compactString(args.groupId),
-    int(8, args.producerId),
-    int(2, args.producerEpoch),
-    int(4, g.generationId),
-    compactString(g.memberId),
-    compactString(g.groupInstanceId),
-    uvarint(args.topics.length + 1),
-  ];
-  for (const t of args.topics) {
-    parts.push(compactString(t.topic), uvarint(t.partitions.length + 1));
-    for (const p of t.partitions) {
-      // committed_leader_epoch -1: unknown
-      parts.push(int(4, p.partition), int(8, p.offset), int(4, -1));
-      parts.push(compactString(p.metadata ?? null), NO_TAGS);
-    }
-    parts.push(NO_TAGS);
-  }
-  parts.push(NO_TAGS);
-  return Buffer.concat(parts);
-}
-
-/** Reads a flexible-version body; throws on truncated input. */
-class Reader {
-  private offset = 0;
-  constructor(private readonly buf: Buffer) {}
-  uvarint(): number {
-    let result = 0;
-    for (let shift = 0; shift <= 28; shift += 7) {
-      const b = this.byte();
-      result |= (b & 0x7f) << shift;
-      if ((b & 0x80) === 0) return result >>> 0;
-    }
-    throw new RangeError("TxnOffsetCommit response: varint too long");
-  }
-  int16(): number {
-    this.need(2);
-    const v = this.buf.readInt16BE(this.offset);
-    this.offset += 2;
-    return v;
-  }
-  int32(): number {
-    this.need(4);
-    const v = this.buf.readInt32BE(this.offset);
-    this.offset += 4;
-    return v;
-  }
-  compactString(): string {
-    const n = this.uvarint() - 1;
-    if (n < 0) return "";
-    this.need(n);
-    const s = this.buf.toString("utf8", this.offset, this.offset + n);
-    this.offset += n;
-    return s;
-  }
-  skipTags(): void {
-    const count = this.uvarint();
-    for (let i = 0; i < count; i++) {
-      this.uvarint();
-      const size = this.uvarint();
-      this.need(size);
-      this.offset += size;
-    }
-  }
-  private byte(): number {
-    this.need(1);
-    return this.buf[this.offset++] as number;
-  }
-  private need(n: number): void {
-    if (this.offset + n > this.buf.length) {
-      throw new RangeError("TxnOffsetCommit response: truncated");
-    }
-  }
+  return requestEncoder(args, g).buffer;
 }
 
 /**
  * Decodes a TxnOffsetCommit version 3 response (what follows the
  * correlation id: the response header's tagged fields, then the body).
  *
+ * @throws RangeError on a truncated response
  * @internal
  */
 export function decodeTxnOffsetCommitV3(buf: Buffer): TxnOffsetCommitV3Response {
-  const r = new Reader(buf);
-  r.skipTags();
-  const throttleTime = r.int32();
-  const topics: TxnOffsetCommitV3Response["topics"] = [];
-  const topicCount = r.uvarint() - 1;
-  for (let t = 0; t < topicCount; t++) {
-    const topic = r.compactString();
-    const partitions: { partition: number; errorCode: number }[] = [];
-    const partitionCount = r.uvarint() - 1;
-    for (let p = 0; p < partitionCount; p++) {
-      partitions.push({ partition: r.int32(), errorCode: r.int16() });
-      r.skipTags();
+  const d = new (internalsOrThrow().Decoder)(buf);
+  // kafkajs's Decoder reads varints and strings past the end without an
+  // error, and its ints throw Buffer's out-of-range error: every read is
+  // checked, so that a truncated response says so.
+  const need = (bytes: number) => {
+    if (!d.canReadBytes(bytes)) throw new RangeError("TxnOffsetCommit response: truncated");
+  };
+  const checked = <T>(value: T): T => {
+    need(0);
+    return value;
+  };
+  const uvarint = () => checked(d.readUVarInt());
+  const int16 = () => {
+    need(2);
+    return d.readInt16();
+  };
+  const int32 = () => {
+    need(4);
+    return d.readInt32();
+  };
+  // kafkajs's readTaggedFields skips one byte too few of a field's data
+  const skipTags = () => {
+    for (let n = uvarint(); n > 0; n--) {
+      uvarint();
+      const size = uvarint();
+      need(size);
+      d.forward(size);
     }
-    r.skipTags();
+  };
+  skipTags();
+  const throttleTime = int32();
+  const topics: TxnOffsetCommitV3Response["topics"] = [];
+  for (let t = uvarint() - 1; t > 0; t--) {
+    const topic = checked(d.readUVarIntString()) ?? "";
+    const partitions: { partition: number; errorCode: number }[] = [];
+    for (let p = uvarint() - 1; p > 0; p--) {
+      partitions.push({ partition: int32(), errorCode: int16() });
+      skipTags();
+    }
+    skipTags();
     topics.push({ topic, partitions });
   }
-  r.skipTags();
+  skipTags();
   return { throttleTime, topics };
 }
 
@@ -260,18 +252,12 @@ export function fenceOffsetCommits(
         `the broker supports TxnOffsetCommit up to version ${supported}; fencing offset commits by group generation needs version ${VERSION} (Kafka 2.5 or later)`,
       );
     }
-    const body = encodeTxnOffsetCommitV3(args, g);
+    const body = requestEncoder(args, g);
     const request = {
       apiKey: TXN_OFFSET_COMMIT,
       apiVersion: VERSION,
       apiName: "TxnOffsetCommit",
-      // what kafkajs's request framing reads from an Encoder
-      encode: async () => ({
-        buf: body,
-        buffer: body,
-        offset: body.length,
-        size: () => body.length,
-      }),
+      encode: async () => body,
     };
     const response = {
       decode: async (raw: Buffer) => decodeTxnOffsetCommitV3(raw),
