@@ -147,7 +147,7 @@ export function createEncodingProducer(
   // So is fencing offset commits by the group's generation.
   const fencing = Boolean(config.transactionalId) && typeof groupFencingInternals() !== "string";
   if (typeof internals === "string" && !caching && !fencing) return plain(internals);
-  const generations = new Map<string, GroupGeneration>();
+  const groupGenerations = fencing ? new Map<string, GroupGeneration>() : undefined;
   // With grouped records kafkajs counts one sequence number per partition
   // per request; every Produce request of this producer is translated.
   const sequences = grouped ? new SequenceTranslator() : undefined;
@@ -201,7 +201,9 @@ export function createEncodingProducer(
       // the encoder's Produce first: the cache's hook wraps it
       if (typeof internals !== "string") install(broker as BrokerLike, internals);
       // inside the cache's hooks, so its resend of a commit is fenced too
-      if (fencing) fenceOffsetCommits(broker, (groupId) => generations.get(groupId));
+      if (groupGenerations) {
+        fenceOffsetCommits(broker, (groupId) => groupGenerations.get(groupId));
+      }
       if (typeof cache === "object") cache.onBroker(broker);
     },
   );
@@ -211,7 +213,6 @@ export function createEncodingProducer(
   // set before the producer connects, so before any broker is handed out
   if (caching) cache = cacheCoordinators(hooked.cluster);
   const coordinatorLookups = typeof cache === "object" ? cache.lookups : undefined;
-  const groupGenerations = fencing ? generations : undefined;
   if (typeof internals === "string") {
     return { ...plain(internals, hooked.made), coordinatorLookups, groupGenerations };
   }
