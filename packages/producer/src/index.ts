@@ -32,6 +32,19 @@ export {
   pinnedKafkajsCheck,
   symbolNamed,
 } from "./internal/kafkajs-private-cluster.js";
+/**
+ * A consumer group's committed offsets read once no open transaction holds a
+ * pending commit of them (OffsetFetch v7 with require_stable, KIP-447), for
+ * @sluice/windowing. Not part of the supported API.
+ *
+ * @internal
+ */
+export {
+  type FetchStableOffsetsOptions,
+  fetchStableOffsets,
+  type StableOffset,
+  type StableOffsetsTopic,
+} from "./internal/stable-offsets.js";
 export {
   createKafkaProducer,
   type KafkaProducer,

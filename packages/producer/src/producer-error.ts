@@ -13,7 +13,8 @@ import { SluiceError, type SluiceErrorOptions } from "@sluice/schema";
  * | `PRODUCER_SEND_FAILED` | the broker refused the batch with a non-retriable error | no |
  * | `PRODUCER_DELIVERY_TIMEOUT` | not acknowledged within `deliveryTimeoutMs` | yes |
  * | `PRODUCER_ENCODER_UNAVAILABLE` | `recordEncoder: 'sluice'` asked, but the installed kafkajs is not the version Sluice's encoder is pinned to | no |
- * | `PRODUCER_FENCING_UNAVAILABLE` | an offset commit fenced by group generation was asked of a producer or broker that cannot fence it (internal, for @sluice/windowing) | no |
+ * | `PRODUCER_FENCING_UNAVAILABLE` | an offset commit fenced by group generation, or a stable offset fetch, was asked of a producer or broker that cannot make it (internal, for @sluice/windowing) | no |
+ * | `PRODUCER_OFFSETS_UNSTABLE` | a stable offset fetch still found a pending transactional offset commit at its timeout (internal, for @sluice/windowing) | yes |
  *
  * Invalid events are rejected with the `SchemaError` of `@sluice/schema`
  * (`SCHEMA_INVALID_EVENT`, `SCHEMA_EVENT_TOO_LARGE`).
@@ -29,7 +30,8 @@ export type ProducerErrorCode =
   | "PRODUCER_SEND_FAILED"
   | "PRODUCER_DELIVERY_TIMEOUT"
   | "PRODUCER_ENCODER_UNAVAILABLE"
-  | "PRODUCER_FENCING_UNAVAILABLE";
+  | "PRODUCER_FENCING_UNAVAILABLE"
+  | "PRODUCER_OFFSETS_UNSTABLE";
 
 /**
  * The error class of `@sluice/producer`.
