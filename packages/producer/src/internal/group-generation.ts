@@ -17,12 +17,16 @@
 // - sends TxnOffsetCommit version 3 in place of kafkajs's request when the
 //   producer was given a generation for that group
 //   (`fenceOffsetCommits`, a hook for the producer's own brokers).
-// Version 3 is the first flexible version: its request header has tagged
-// fields after kafkajs's header version 1 (one empty-tags byte opens the
-// body here) and its response header has them after the correlation id
-// (skipped here before the body).
-import { ProducerError } from "../producer-error.js";
-import { pinnedKafkajsCheck, symbolNamed } from "./kafkajs-private-cluster.js";
+// Version 3 is the first flexible version, written and read with
+// flexible-request.ts.
+import {
+  type FlexibleEncoder,
+  flexibleRequestBody,
+  flexibleRequestInternals,
+  flexibleResponseReader,
+  sendFlexibleRequest,
+} from "./flexible-request.js";
+import { pinnedKafkajsCheck } from "./kafkajs-private-cluster.js";
 
 /**
  * A consumer group member's generation, as its last JoinGroup gave it.
@@ -58,83 +62,28 @@ export interface TxnOffsetCommitV3Response {
 const TXN_OFFSET_COMMIT = 28;
 const VERSION = 3;
 
-/** What of kafkajs's `Encoder` the request is written with. */
-interface Encoder {
-  readonly buffer: Buffer;
-  writeInt16(value: number): Encoder;
-  writeInt32(value: number): Encoder;
-  writeInt64(value: number | string): Encoder;
-  writeUVarInt(value: number): Encoder;
-  /** A compact (nullable) string: its length + 1 as an unsigned varint. */
-  writeUVarIntString(value: string | null): Encoder;
-}
-
-/** What of kafkajs's `Decoder` the response is read with. */
-interface Decoder {
-  readInt16(): number;
-  readInt32(): number;
-  readUVarInt(): number;
-  /** A compact (nullable) string. */
-  readUVarIntString(): string | null;
-  canReadBytes(length: number): boolean;
-  forward(length: number): void;
-}
-
-interface Internals {
-  createErrorFromCode: (code: number) => Error;
-  Encoder: new () => Encoder;
-  Decoder: new (buffer: Buffer) => Decoder;
-}
-
 /**
  * kafkajs's internals the fenced commit needs, or why they are unusable.
  * Loaded once, lazily; never throws.
  *
  * @internal
  */
-export const groupFencingInternals = pinnedKafkajsCheck<Internals>(
-  "Sluice's fenced offset commit",
-  (require) => {
-    const { createErrorFromCode } = require("kafkajs/src/protocol/error.js") as Partial<Internals>;
-    const Encoder = require("kafkajs/src/protocol/encoder.js") as Internals["Encoder"];
-    const Decoder = require("kafkajs/src/protocol/decoder.js") as Internals["Decoder"];
-    const Broker = require("kafkajs/src/broker/index.js") as { prototype: object };
-    const broker = Broker.prototype as Record<string, unknown>;
-    if (typeof createErrorFromCode !== "function") {
-      return "kafkajs's protocol errors have an unexpected shape";
-    }
-    const encoder = Encoder?.prototype as Partial<Record<keyof Encoder, unknown>> | undefined;
-    const decoder = Decoder?.prototype as Partial<Record<keyof Decoder, unknown>> | undefined;
-    if (
-      typeof encoder?.writeUVarInt !== "function" ||
-      typeof encoder.writeUVarIntString !== "function" ||
-      typeof decoder?.readUVarInt !== "function" ||
-      typeof decoder.readUVarIntString !== "function"
-    ) {
-      return "kafkajs's protocol Encoder or Decoder has an unexpected shape";
-    }
-    if (typeof broker.txnOffsetCommit !== "function" || typeof broker.joinGroup !== "function") {
-      return "kafkajs's Broker has an unexpected shape";
-    }
-    if (!symbolNamed(broker, "private:Broker:sendRequest")) {
-      return "kafkajs's Broker has no private sendRequest";
-    }
-    return { createErrorFromCode, Encoder, Decoder };
-  },
-);
-
-function internalsOrThrow(): Internals {
-  const internals = groupFencingInternals();
-  if (typeof internals === "string") {
-    throw new ProducerError("PRODUCER_FENCING_UNAVAILABLE", internals);
+export const groupFencingInternals = pinnedKafkajsCheck<{
+  createErrorFromCode: (code: number) => Error;
+}>("Sluice's fenced offset commit", (require) => {
+  const flexible = flexibleRequestInternals();
+  if (typeof flexible === "string") return flexible;
+  const Broker = require("kafkajs/src/broker/index.js") as { prototype: object };
+  const broker = Broker.prototype as Record<string, unknown>;
+  if (typeof broker.txnOffsetCommit !== "function" || typeof broker.joinGroup !== "function") {
+    return "kafkajs's Broker has an unexpected shape";
   }
-  return internals;
-}
+  return flexible;
+});
 
 /** The request body, in kafkajs's Encoder (what its request framing takes). */
-function requestEncoder(args: TxnOffsetCommitArgs, g: GroupGeneration): Encoder {
-  // the empty tagged fields that make kafkajs's request header version 1 a version 2
-  const e = new (internalsOrThrow().Encoder)().writeUVarInt(0);
+function requestBody(args: TxnOffsetCommitArgs, g: GroupGeneration): FlexibleEncoder {
+  const e = flexibleRequestBody();
   e.writeUVarIntString(args.transactionalId).writeUVarIntString(args.groupId);
   e.writeInt64(args.producerId).writeInt16(args.producerEpoch);
   e.writeInt32(g.generationId).writeUVarIntString(g.memberId);
@@ -160,7 +109,7 @@ function requestEncoder(args: TxnOffsetCommitArgs, g: GroupGeneration): Encoder 
  * @internal
  */
 export function encodeTxnOffsetCommitV3(args: TxnOffsetCommitArgs, g: GroupGeneration): Buffer {
-  return requestEncoder(args, g).buffer;
+  return requestBody(args, g).buffer;
 }
 
 /**
@@ -171,55 +120,24 @@ export function encodeTxnOffsetCommitV3(args: TxnOffsetCommitArgs, g: GroupGener
  * @internal
  */
 export function decodeTxnOffsetCommitV3(buf: Buffer): TxnOffsetCommitV3Response {
-  const d = new (internalsOrThrow().Decoder)(buf);
-  // kafkajs's Decoder reads varints and strings past the end without an
-  // error, and its ints throw Buffer's out-of-range error: every read is
-  // checked, so that a truncated response says so.
-  const need = (bytes: number) => {
-    if (!d.canReadBytes(bytes)) throw new RangeError("TxnOffsetCommit response: truncated");
-  };
-  const checked = <T>(value: T): T => {
-    need(0);
-    return value;
-  };
-  const uvarint = () => checked(d.readUVarInt());
-  const int16 = () => {
-    need(2);
-    return d.readInt16();
-  };
-  const int32 = () => {
-    need(4);
-    return d.readInt32();
-  };
-  // kafkajs's readTaggedFields skips one byte too few of a field's data
-  const skipTags = () => {
-    for (let n = uvarint(); n > 0; n--) {
-      uvarint();
-      const size = uvarint();
-      need(size);
-      d.forward(size);
-    }
-  };
-  skipTags();
-  const throttleTime = int32();
+  const r = flexibleResponseReader(buf, "TxnOffsetCommit");
+  const throttleTime = r.int32();
   const topics: TxnOffsetCommitV3Response["topics"] = [];
-  for (let t = uvarint() - 1; t > 0; t--) {
-    const topic = checked(d.readUVarIntString()) ?? "";
+  for (let t = r.arrayLength(); t > 0; t--) {
+    const topic = r.string() ?? "";
     const partitions: { partition: number; errorCode: number }[] = [];
-    for (let p = uvarint() - 1; p > 0; p--) {
-      partitions.push({ partition: int32(), errorCode: int16() });
-      skipTags();
+    for (let p = r.arrayLength(); p > 0; p--) {
+      partitions.push({ partition: r.int32(), errorCode: r.int16() });
+      r.skipTags();
     }
-    skipTags();
+    r.skipTags();
     topics.push({ topic, partitions });
   }
-  skipTags();
+  r.skipTags();
   return { throttleTime, topics };
 }
 
-type BrokerLike = Record<string | symbol, unknown> & {
-  versions?: Record<number, { minVersion: number; maxVersion: number }> | null;
-};
+type BrokerLike = Record<string, unknown>;
 
 /**
  * Hooks one broker object of a transactional producer's own cluster: its
@@ -240,37 +158,25 @@ export function fenceOffsetCommits(
   if (typeof internals === "string") return;
   const b = broker as BrokerLike;
   const original = b.txnOffsetCommit;
-  const send = symbolNamed(Object.getPrototypeOf(b) as object, "private:Broker:sendRequest");
-  if (typeof original !== "function" || !send) return;
+  if (typeof original !== "function") return;
   b.txnOffsetCommit = async function txnOffsetCommit(this: BrokerLike, args: TxnOffsetCommitArgs) {
     const g = generationFor(args.groupId);
     if (!g) return (original as (a: TxnOffsetCommitArgs) => Promise<unknown>).call(this, args);
-    const supported = this.versions?.[TXN_OFFSET_COMMIT]?.maxVersion ?? -1;
-    if (supported < VERSION) {
-      throw new ProducerError(
-        "PRODUCER_FENCING_UNAVAILABLE",
-        `the broker supports TxnOffsetCommit up to version ${supported}; fencing offset commits by group generation needs version ${VERSION} (Kafka 2.5 or later)`,
-      );
-    }
-    const body = requestEncoder(args, g);
-    const request = {
+    const data = await sendFlexibleRequest(this, {
       apiKey: TXN_OFFSET_COMMIT,
       apiVersion: VERSION,
       apiName: "TxnOffsetCommit",
-      encode: async () => body,
-    };
-    const response = {
-      decode: async (raw: Buffer) => decodeTxnOffsetCommitV3(raw),
-      parse: async (data: TxnOffsetCommitV3Response) => {
-        for (const t of data.topics) {
-          for (const p of t.partitions) {
-            if (p.errorCode !== 0) throw internals.createErrorFromCode(p.errorCode);
-          }
-        }
-        return data;
-      },
-    };
-    return (this[send] as (r: unknown) => Promise<unknown>).call(this, { request, response });
+      body: requestBody(args, g),
+      decode: decodeTxnOffsetCommitV3,
+      purpose: "fencing offset commits by group generation",
+      since: "2.5",
+    });
+    for (const t of data.topics) {
+      for (const p of t.partitions) {
+        if (p.errorCode !== 0) throw internals.createErrorFromCode(p.errorCode);
+      }
+    }
+    return data;
   };
 }
 
