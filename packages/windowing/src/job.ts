@@ -69,9 +69,17 @@ export interface JobOptions<T> {
   /** Consumer group id, prefix of internal topics and transactional ids. */
   applicationId: string;
   source: SourceOptions<T>;
-  /** Directory for local state (one subdirectory per partition). */
+  /**
+   * Directory of the local state: the LevelDB copy of the changelog and,
+   * exactly-once, the member's transactional id (a process restarted on the
+   * same directory fences its previous incarnation). One process at a time.
+   */
   stateDir: string;
-  /** @defaultValue 'exactly-once' */
+  /**
+   * Exactly-once: one transaction per commit, its offsets fenced by the
+   * member's group generation; needs the kafkajs copy Sluice is built on.
+   * @defaultValue 'exactly-once'
+   */
   guarantee?: "exactly-once" | "at-least-once";
   /** How often state, outputs and offsets commit. @defaultValue 100 ms exactly-once, 1000 ms at-least-once */
   commitIntervalMs?: Duration;
@@ -100,16 +108,11 @@ export interface JobOptions<T> {
    */
   pipelineCommits?: boolean;
   /**
-   * Exactly-once: how many partitions' transactions a commit writes at once.
-   * With 1 (the default) they commit one after another and a killed member
-   * leaves at most one open transaction behind. More overlaps their broker
-   * round trips (shorter commits, lower latency), but a member killed
-   * mid-commit can leave several open transactions sharing an output
-   * partition, which the broker may abort in another order than they
-   * started: Java, librdkafka and Sluice's own consumers still skip every
-   * aborted record, while kafkajs 2.2.4's own read_committed filter can
-   * deliver some of them (results keep their `id`, so upserts stay exact).
-   * A whole number from 1 to 64. @defaultValue 1
+   * No effect: each exactly-once commit is one transaction for all of the
+   * member's partitions. It used to set how many partitions' transactions a
+   * commit wrote at once, when each partition had its own. Still validated
+   * (a whole number from 1 to 64). @defaultValue 1
+   * @deprecated one transaction per commit; remove the option
    */
   transactionConcurrency?: number;
 }

@@ -5,10 +5,9 @@
 // what the TestDriver produces for the same input — no loss, no duplicate,
 // same identities.
 //
-// A second run overlaps the partitions' transactions (transactionConcurrency
-// 3, so a kill can leave several open) and reads the output with Sluice's own
-// read_committed consumer, which skips aborted records whatever order the
-// broker aborted them in (a plain kafkajs consumer may not; see the README).
+// A second run reads the output with Sluice's own read_committed consumer
+// (the one a job's sinks and restores use), which skips aborted records
+// whatever order the broker aborted them in.
 //
 // A third runs the job at-least-once, whose outputs are written ahead of
 // the commits: every oracle result must be there, and any duplicate must be
@@ -43,36 +42,35 @@ const { kafka, admin, prefixes, dirs, children } = brokerFixture();
 it("SIGKILL at random moments, restart: read_committed output equals the oracle exactly", {
   timeout: 300_000,
 }, async () => {
-  await crashRun("wcrash", 1, (k, c) => k.consumer(c));
+  await crashRun("wcrash", (k, c) => k.consumer(c));
 });
 
-it("transactionConcurrency 3: SIGKILL at random moments, restart: output read with Sluice's read_committed consumer equals the oracle exactly", {
+it("SIGKILL at random moments, restart: output read with Sluice's read_committed consumer equals the oracle exactly", {
   timeout: 300_000,
 }, async () => {
-  await crashRun("wcrashc", 3, createReadCommittedConsumer);
+  await crashRun("wcrashc", createReadCommittedConsumer);
 });
 
 it("at-least-once (outputs written ahead of commits): SIGKILL at random moments, restart: every oracle result is there, duplicates carry the same identity and value", {
   timeout: 300_000,
 }, async () => {
-  await crashRun("wcrasha", 1, (k, c) => k.consumer(c), "at-least-once");
+  await crashRun("wcrasha", (k, c) => k.consumer(c), "at-least-once");
 });
 
 it("pipelineCommits (transactions written behind processing): SIGKILL at random moments, restart: read_committed output equals the oracle exactly", {
   timeout: 300_000,
 }, async () => {
-  await crashRun("wcrashp", 1, (k, c) => k.consumer(c), "exactly-once", true);
+  await crashRun("wcrashp", (k, c) => k.consumer(c), "exactly-once", true);
 });
 
 it("at-least-once with pipelineCommits, each commit drained one partition per turn: SIGKILL at random moments, restart: every oracle result is there, duplicates carry the same identity and value", {
   timeout: 300_000,
 }, async () => {
-  await crashRun("wcrashpa", 1, (k, c) => k.consumer(c), "at-least-once", true);
+  await crashRun("wcrashpa", (k, c) => k.consumer(c), "at-least-once", true);
 });
 
 async function crashRun(
   name: string,
-  transactionConcurrency: number,
   makeConsumer: (kafka: Kafka, config: ConsumerConfig) => Consumer,
   guarantee: "exactly-once" | "at-least-once" = "exactly-once",
   pipeline = false,
@@ -96,7 +94,6 @@ async function crashRun(
     SOURCE: source,
     OUTPUT: output,
     STATE_DIR: stateDir,
-    TXN_CONCURRENCY: String(transactionConcurrency),
     GUARANTEE: guarantee,
     PIPELINE: String(pipeline),
   };

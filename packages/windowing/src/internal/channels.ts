@@ -11,6 +11,7 @@ const names = [
   "stream-time",
   "checkpoint",
   "commit",
+  "commit-refused",
   "restore",
   "rebalance",
   "ready",

@@ -1,17 +1,30 @@
 // The Kafka side of a job: one consumer in the application's group, one
-// transactional producer per processed partition (exactly-once, fencing the
-// previous owner of the partition) or one idempotent producer
+// transactional producer per member (exactly-once) or one idempotent producer
 // (at-least-once), state restored from the compacted changelog topic, and a
-// commit every commitIntervalMs that writes changelog + outputs + offsets in
-// one transaction per partition. With pipelineCommits (every output a Kafka
-// topic, no repartition), a commit's writes run behind processing (at most
-// one commit in flight): the next records are processed while the previous
-// commit's transactions run. At-least-once writes topic outputs as soon as
-// their batch is processed; its commits wait for them (writeOutputsEarly).
+// commit every commitIntervalMs that writes changelog + outputs + offsets.
+// Exactly-once writes each commit as one transaction for all of the member's
+// partitions, its offsets fenced by the member's group generation (KIP-447):
+// a member that lost a partition in a rebalance can no longer commit it. The
+// member's transactional id is kept in its state directory, so a restarted
+// process fences its previous incarnation's open transaction at once. With
+// pipelineCommits (every output a Kafka topic, no repartition), a commit's
+// writes run behind processing (at most one commit in flight): the next
+// records are processed while the previous commit's transaction runs.
+// At-least-once writes topic outputs as soon as their batch is processed; its
+// commits wait for them (writeOutputsEarly).
 
-import { rm } from "node:fs/promises";
+import { randomUUID } from "node:crypto";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { createKafkaProducer, murmur2Partitioner } from "@sluice/producer";
+import {
+  createKafkaProducer,
+  fetchStableOffsets,
+  type GroupGeneration,
+  type KafkaProducer,
+  murmur2Partitioner,
+  recordGroupGenerations,
+  sendOffsetsFenced,
+} from "@sluice/producer";
 import { openStateStore, type StateStore, type ValueCodec } from "@sluice/state";
 import {
   type Admin,
@@ -33,7 +46,7 @@ import { publish } from "./channels.js";
 import type { JobDefinition } from "./definition.js";
 import { type EngineOutput, PartitionEngine } from "./engine.js";
 import { Mutex } from "./mutex.js";
-import { createReadCommittedConsumer } from "./read-committed.js";
+import { createReadCommittedConsumer, readCommittedInfo } from "./read-committed.js";
 
 /** One unit's share of a commit, drained from it at one instant. */
 interface Work {
@@ -50,7 +63,6 @@ interface Unit {
   partition: number;
   stateful: boolean;
   engine?: PartitionEngine;
-  producer?: Producer;
   /** Next offset to consume = the offset to commit. */
   nextOffset?: string;
   committedOffset?: string;
@@ -61,12 +73,6 @@ interface Unit {
   pendingCount: number;
   dirty: boolean;
   highWatermark?: string;
-  /**
-   * Exactly-once, partitions with state: when the group's offset was last
-   * written, and whether a commit since left it behind (see groupOffsetDue).
-   */
-  groupOffsetAt: number;
-  groupOffsetBehind: boolean;
 }
 
 /** A background commit draining its units between batches. */
@@ -102,23 +108,63 @@ export function setStageBudgetMs(ms: number): void {
   stageBudgetMs = ms;
 }
 
-/** Exactly-once: how often partitions with state also write the group's offset (see groupOffsetDue). */
-let groupOffsetIntervalMs = 1000;
+/**
+ * Exactly-once: how long the broker lets a transaction stay open. A member
+ * killed and not restarted holds its partitions' changelog and offsets
+ * unstable this long; its new owner's restore waits for them.
+ */
+let transactionTimeoutMs = 60_000;
 
 /**
- * @internal Tests only: how often exactly-once partitions with state write
- * the group's offset; returns the previous value.
+ * @internal Tests only: the transaction timeout of jobs started afterwards;
+ * returns the previous value.
  */
-export function setGroupOffsetIntervalMs(ms: number): number {
-  const previous = groupOffsetIntervalMs;
-  groupOffsetIntervalMs = ms;
+export function setTransactionTimeoutMs(ms: number): number {
+  const previous = transactionTimeoutMs;
+  transactionTimeoutMs = ms;
   return previous;
 }
 
-function isFenced(err: unknown): boolean {
-  const e = err as { type?: string; name?: string; message?: string; cause?: unknown } | undefined;
-  const text = `${e?.type ?? ""} ${e?.name ?? ""} ${e?.message ?? ""}`;
-  return /FENCED|INVALID_PRODUCER_EPOCH|ProducerFenced|fenced|epoch/i.test(text);
+/**
+ * The producer's epoch is over: its transaction outlived the transaction
+ * timeout (the coordinator aborted it), or another producer registered the
+ * same transactional id.
+ */
+function isProducerFenced(err: unknown): boolean {
+  for (
+    let e = err as { type?: string; name?: string; cause?: unknown } | undefined, i = 0;
+    e && i < 4;
+    e = e.cause as typeof e, i++
+  ) {
+    if (/INVALID_PRODUCER_EPOCH|PRODUCER_FENCED/.test(`${e.type ?? ""} ${e.name ?? ""}`))
+      return true;
+  }
+  return false;
+}
+
+/** The group refused a commit's offsets: the member's generation is over (a rebalance moved on). */
+function isGroupFenced(err: unknown): boolean {
+  const type = (err as { type?: unknown } | undefined)?.type;
+  return (
+    type === "ILLEGAL_GENERATION" ||
+    type === "UNKNOWN_MEMBER_ID" ||
+    type === "FENCED_INSTANCE_ID" ||
+    type === "REBALANCE_IN_PROGRESS"
+  );
+}
+
+/**
+ * The member's transactional id, kept in its state directory (which one
+ * process holds at a time, through the state store's lock): a restart
+ * reuses it, and its first transaction fences and aborts the previous
+ * incarnation's open transaction.
+ */
+async function memberTransactionalId(stateDir: string, applicationId: string): Promise<string> {
+  const file = path.join(stateDir, "transactional-id");
+  const kept = await readFile(file, "utf8").catch(() => "");
+  const id = /^[0-9a-f-]{36}$/.test(kept.trim()) ? kept.trim() : randomUUID();
+  if (id !== kept.trim()) await writeFile(file, id);
+  return `${applicationId}-${id}`;
 }
 
 export class KafkaRuntime {
@@ -129,6 +175,16 @@ export class KafkaRuntime {
   private admin!: Admin;
   private consumer!: Consumer;
   private aloProducer: Producer | undefined;
+  /** Exactly-once: the member's transactional producer and its id. */
+  private txnProducer: KafkaProducer | undefined;
+  private transactionalId = "";
+  /** The generation of the member's last JoinGroup answer. */
+  private joinedGeneration: GroupGeneration | undefined;
+  /**
+   * The generation the units' assignment belongs to, set with it: the
+   * generation commits fence their offsets with.
+   */
+  private generation: GroupGeneration | undefined;
   private readonly units = new Map<string, Unit>();
   private readonly lock = new Mutex();
   private timer: NodeJS.Timeout | undefined;
@@ -249,20 +305,32 @@ export class KafkaRuntime {
         });
         await this.aloProducer.connect();
       }
-      this.consumer = createReadCommittedConsumer(this.kafka, {
-        groupId: this.opts.applicationId,
-        readUncommitted: false,
-        sessionTimeout: this.opts.sessionTimeoutMs,
-        heartbeatInterval: Math.min(3000, Math.floor(this.opts.sessionTimeoutMs / 3)),
-        maxWaitTimeInMs: 50,
-        retry: { retries: 8 },
-      });
+      this.consumer = createReadCommittedConsumer(
+        this.kafka,
+        {
+          groupId: this.opts.applicationId,
+          readUncommitted: false,
+          sessionTimeout: this.opts.sessionTimeoutMs,
+          heartbeatInterval: Math.min(3000, Math.floor(this.opts.sessionTimeoutMs / 3)),
+          maxWaitTimeInMs: 50,
+          retry: { retries: 8 },
+        },
+        (broker) =>
+          recordGroupGenerations(broker, (g) => {
+            if (g.groupId === this.opts.applicationId) this.joinedGeneration = g;
+          }),
+      );
+      if (this.eos) await this.openTransactions();
       this.consumer.on(this.consumer.events.REBALANCING, () => {
         this.rebalancing = true;
       });
       this.consumer.on(this.consumer.events.GROUP_JOIN, (e) => {
         this.rebalancing = false;
-        void this.onAssignment(e.payload.memberAssignment).catch((err) => this.fail(err));
+        // The join's generation, taken now: the assignment belongs to it.
+        const generation = this.joinedGeneration;
+        void this.onAssignment(e.payload.memberAssignment, generation).catch((err) =>
+          this.fail(err),
+        );
       });
       // A fetch of only aborted or control records never reaches eachBatch;
       // kafkajs reports it here. If it covers the unit's next offset, those
@@ -286,14 +354,7 @@ export class KafkaRuntime {
         if (!(e.payload as { restart?: boolean }).restart) this.fail(err);
       });
       await this.consumer.connect();
-      await this.consumer.subscribe({
-        topics: [
-          this.opts.topic,
-          ...Object.keys(this.def.sources ?? {}),
-          ...(this.repartitionTopic ? [this.repartitionTopic] : []),
-        ],
-        fromBeginning: true,
-      });
+      await this.consumer.subscribe({ topics: this.subscribedTopics(), fromBeginning: true });
       const joined = new Promise<void>((resolve) => {
         const off = this.consumer.on(this.consumer.events.GROUP_JOIN, () => {
           off();
@@ -420,15 +481,61 @@ export class KafkaRuntime {
     }
   }
 
+  private subscribedTopics(): string[] {
+    return [
+      this.opts.topic,
+      ...Object.keys(this.def.sources ?? {}),
+      ...(this.repartitionTopic ? [this.repartitionTopic] : []),
+    ];
+  }
+
   private unitKey(topic: string, partition: number): string {
     return `${topic}\u0000${partition}`;
   }
 
-  private async onAssignment(assignment: Record<string, number[]>): Promise<void> {
+  /**
+   * Exactly-once: the member's transactional producer, registered at once
+   * (kafkajs's connect() does not register the transactional id; its first
+   * transaction() does): the coordinator aborts or completes this member's
+   * previous incarnation's open transaction before anything is read.
+   */
+  private async openTransactions(): Promise<void> {
+    const info = readCommittedInfo(this.consumer);
+    if (info?.filter !== "sluice") {
+      throw new WindowingError(
+        "WINDOWING_INVALID_OPTIONS",
+        `exactly-once needs the kafkajs that @sluice/windowing is built on, to fence commits by group generation (${info?.reason ?? "unknown consumer"}); pass \`brokers\` rather than a \`kafka\` client from another copy of kafkajs, or use guarantee 'at-least-once'`,
+      );
+    }
+    this.transactionalId = await memberTransactionalId(this.opts.stateDir, this.opts.applicationId);
+    await this.renewProducer();
+  }
+
+  /** A new transactional producer of the member's id, registered (and fencing the previous one). */
+  private async renewProducer(): Promise<void> {
+    await this.txnProducer?.disconnect().catch(() => {});
+    this.txnProducer = createKafkaProducer({
+      kafka: this.kafka,
+      config: {
+        transactionalId: this.transactionalId,
+        idempotent: true,
+        maxInFlightRequests: 1,
+        transactionTimeout: transactionTimeoutMs,
+      },
+    });
+    await this.txnProducer.connect();
+    await fence(this.txnProducer);
+  }
+
+  private async onAssignment(
+    assignment: Record<string, number[]>,
+    generation: GroupGeneration | undefined,
+  ): Promise<void> {
     await this.lock.run(async () => {
-      // A revoked unit's producer must not be closed under its running transaction.
+      // Work of the previous generation commits (or is refused) first.
       await this.finishStaged();
       await this.inflight;
+      this.generation = generation;
       const now = new Set<string>();
       for (const [topic, parts] of Object.entries(assignment))
         for (const p of parts) now.add(this.unitKey(topic, p));
@@ -439,7 +546,6 @@ export class KafkaRuntime {
           // restores the last committed state and replays from there.
           this.units.delete(k);
           if (u.stateful) revoked.push(u.partition);
-          await u.producer?.disconnect().catch(() => {});
         }
       }
       const added = [...now].filter((k) => !this.assigned.has(k));
@@ -487,34 +593,14 @@ export class KafkaRuntime {
         pending: new Map(),
         pendingCount: 0,
         dirty: false,
-        groupOffsetAt: 0,
-        groupOffsetBehind: false,
       };
-      if (this.eos) {
-        // One transactional id per input partition: initTransactions fences
-        // the previous owner and completes (aborts) its open transaction.
-        u.producer = createKafkaProducer({
-          kafka: this.kafka,
-          config: {
-            transactionalId: `${this.opts.applicationId}-${topic}-${p}`,
-            idempotent: true,
-            maxInFlightRequests: 1,
-            transactionTimeout: 60_000,
-          },
-        });
-      }
       return u;
     });
-    await withHeartbeat(Promise.all(units.map((u) => u.producer?.connect())), heartbeat);
-    // Fence before anything is read. kafkajs's connect() does not register
-    // the transactional id; only the first transaction() does. Doing it here
-    // (an empty transaction, no request beyond InitProducerId) makes the
-    // coordinator abort or complete the previous owner's open transaction
-    // now, so that: the changelog is restored up to a stable end that
-    // includes everything the previous owner committed; committed group
-    // offsets are final; and the previous owner's aborted transaction comes
-    // before any transaction of ours (see commitAll on abort order).
-    await withHeartbeat(Promise.all(units.map((u) => fence(u.producer))), heartbeat);
+    // The previous owner of these partitions may still have a transaction
+    // open (committed before the rebalance took its generation, or killed
+    // meanwhile). The restore reads the changelog read_committed up to its
+    // high watermark, so it waits for that transaction to commit or abort;
+    // the group's offsets are read stable for the same reason.
     if (topic === this.stateTopic) {
       const t0 = Date.now();
       const { from, folds } = await this.loadLocal(partitions);
@@ -554,12 +640,15 @@ export class KafkaRuntime {
     }
     const missing = units.filter((u) => u.nextOffset === undefined);
     if (missing.length > 0) {
-      const committed = await this.admin.fetchOffsets({
-        groupId: this.opts.applicationId,
-        topics: [topic],
-      });
+      const committed = await withHeartbeat(
+        this.committedOffsets(
+          topic,
+          missing.map((u) => u.partition),
+        ),
+        heartbeat,
+      );
       for (const u of missing) {
-        const off = committed[0]?.partitions.find((x) => x.partition === u.partition)?.offset;
+        const off = committed.get(u.partition);
         if (off !== undefined && off !== "-1") u.nextOffset = off;
       }
       // Nothing committed yet: the partition starts at its beginning (the
@@ -578,6 +667,28 @@ export class KafkaRuntime {
       this.units.set(this.unitKey(u.topic, u.partition), u);
     }
     return this.units.get(k) as Unit;
+  }
+
+  /**
+   * The group's committed offsets of `partitions`. Exactly-once reads them
+   * stable (OffsetFetch with require_stable): while a transaction holding
+   * an offset commit for one of them is open (the previous owner's, not yet
+   * committed or aborted), it waits.
+   */
+  private async committedOffsets(
+    topic: string,
+    partitions: number[],
+  ): Promise<Map<number, string>> {
+    const groupId = this.opts.applicationId;
+    const cluster = readCommittedInfo(this.consumer)?.cluster;
+    if (this.eos && cluster) {
+      const stable = await fetchStableOffsets(cluster, groupId, [{ topic, partitions }], {
+        timeoutMs: transactionTimeoutMs + 30_000,
+      });
+      return new Map(stable.map((o) => [o.partition, o.offset]));
+    }
+    const [t] = await this.admin.fetchOffsets({ groupId, topics: [topic] });
+    return new Map((t?.partitions ?? []).map((o) => [o.partition, o.offset]));
   }
 
   private async onBatch(payload: EachBatchPayload): Promise<void> {
@@ -618,10 +729,8 @@ export class KafkaRuntime {
       // The engine and the unit's offset may already include records whose
       // results were not queued: never keep such a unit. Its next batch
       // restores the last committed state and replays from there.
-      if (this.units.get(this.unitKey(u.topic, u.partition)) === u) {
+      if (this.units.get(this.unitKey(u.topic, u.partition)) === u)
         this.units.delete(this.unitKey(u.topic, u.partition));
-        await u.producer?.disconnect().catch(() => {});
-      }
       throw err;
     }
   }
@@ -937,29 +1046,7 @@ export class KafkaRuntime {
   }
 
   private unitsToCommit(): Unit[] {
-    const now = Date.now();
-    return [...this.units.values()].filter(
-      (u) =>
-        u.ready &&
-        (u.dirty || u.pendingCount > 0 || (u.groupOffsetBehind && this.groupOffsetDue(u, now))),
-    );
-  }
-
-  /**
-   * Exactly-once: whether this commit writes the partition's offset to the
-   * consumer group too. A partition with state commits its source offset in
-   * its changelog, in the same transaction (the `["o"]` entry), and a
-   * restore resumes from that, never from the group's offset; the group's
-   * offset there serves monitoring (lag) and is written at most once per
-   * groupOffsetIntervalMs (1 s), and at every commit of a rebalance or of
-   * stop(). Skipping it saves a commit two of its five broker round trips
-   * (AddOffsetsToTxn, TxnOffsetCommit). Partitions without state (the source
-   * of a `keyBy`, joined topics, stateless jobs) always write it.
-   */
-  private groupOffsetDue(u: Unit, now: number): boolean {
-    if (!u.engine) return true;
-    if (this.rebalancing || this.status !== "open") return true;
-    return now - u.groupOffsetAt >= groupOffsetIntervalMs;
+    return [...this.units.values()].filter((u) => u.ready && (u.dirty || u.pendingCount > 0));
   }
 
   private async flushSinks(heartbeat?: () => Promise<void>): Promise<void> {
@@ -1104,7 +1191,6 @@ export class KafkaRuntime {
           dropped.push(u);
         }
       }
-      for (const u of dropped) await u.producer?.disconnect().catch(() => {});
       throw err;
     }
     const durationMs = Date.now() - t0;
@@ -1132,60 +1218,7 @@ export class KafkaRuntime {
     heartbeat?: () => Promise<void>,
   ): Promise<void> {
     if (this.eos) {
-      // One transaction per partition, by default strictly one after
-      // another: at most one transaction of this process is open at any
-      // instant. kafkajs's own read_committed filter drops aborted records
-      // correctly only when transactions sharing a partition are aborted in
-      // the order they started; two open transactions killed together can
-      // be aborted in either order, and kafkajs then delivers the records of
-      // the one that started first (the duplicate results once seen by the
-      // crash test, before this job's consumers got their own filter). Java
-      // consumers and this job's consumers are not affected; with
-      // transactionConcurrency > 1 the partitions' transactions overlap.
-      await withHeartbeat(
-        withConcurrency(
-          work,
-          this.opts.transactionConcurrency,
-          async ({ u, topicMessages, offset, streamTime }) => {
-            const producer = u.producer as Producer;
-            const txn = await producer.transaction();
-            try {
-              let changelogNext: bigint | undefined;
-              for (const chunk of chunks(topicMessages)) {
-                const meta = await txn.sendBatch({ topicMessages: chunk });
-                changelogNext = this.changelogEnd(chunk, meta, u.partition) ?? changelogNext;
-              }
-              const now = Date.now();
-              const toGroup = offset !== undefined && this.groupOffsetDue(u, now);
-              if (toGroup) {
-                await txn.sendOffsets({
-                  consumerGroupId: app,
-                  topics: [{ topic: u.topic, partitions: [{ partition: u.partition, offset }] }],
-                });
-              }
-              await txn.commit();
-              settled.add(u);
-              u.committedOffset = offset;
-              if (toGroup) {
-                u.groupOffsetAt = now;
-                u.groupOffsetBehind = false;
-              } else if (offset !== undefined) u.groupOffsetBehind = true;
-              if (u.engine) this.persistLocal(u, topicMessages, changelogNext, offset, streamTime);
-            } catch (err) {
-              await txn.abort().catch(() => {});
-              if (isFenced(err)) {
-                // Another member owns this partition now; drop our copy.
-                settled.add(u);
-                this.units.delete(this.unitKey(u.topic, u.partition));
-                await producer.disconnect().catch(() => {});
-                return;
-              }
-              throw err;
-            }
-          },
-        ),
-        heartbeat,
-      );
+      await withHeartbeat(this.commitTransaction(work, settled, app), heartbeat);
     } else {
       // At-least-once: outputs first, then the changelog (which carries the
       // source offset restore resumes from), then the group offsets. A crash
@@ -1205,7 +1238,6 @@ export class KafkaRuntime {
       // changelog entries come after its new entries, metadata and source
       // offset (see encodeMutations), so a crash part-way never leaves the
       // stored offset with state missing.
-      const changelogNext = new Map<number, bigint>();
       const sent = await withHeartbeat(
         (async () => {
           const done: { c: TopicMessages[]; meta: RecordMetadata[] }[] = [];
@@ -1215,14 +1247,7 @@ export class KafkaRuntime {
         })(),
         heartbeat,
       );
-      for (const { c, meta } of sent) {
-        for (const w of work) {
-          const end = this.changelogEnd(c, meta, w.u.partition);
-          const prev = changelogNext.get(w.u.partition);
-          if (end !== undefined && (prev === undefined || end > prev))
-            changelogNext.set(w.u.partition, end);
-        }
-      }
+      const changelogNext = this.changelogEnds(sent, work);
       const offsets = work
         .filter((w) => w.offset !== undefined)
         .map((w) => ({
@@ -1242,20 +1267,109 @@ export class KafkaRuntime {
           if (!/rebalanc|generation|member|coordinator|not initialized/i.test(msg)) throw err;
         }
       }
-      for (const w of work) {
-        settled.add(w.u);
-        w.u.committedOffset = w.offset;
-        if (w.u.engine) {
-          this.persistLocal(
-            w.u,
-            w.topicMessages,
-            changelogNext.get(w.u.partition),
-            w.offset,
-            w.streamTime,
-          );
-        }
+      this.settle(work, settled, changelogNext);
+    }
+  }
+
+  /** Marks committed work settled and brings the local copies of its partitions up to it. */
+  private settle(work: readonly Work[], settled: Set<Unit>, changelogNext: Map<number, bigint>) {
+    for (const w of work) {
+      settled.add(w.u);
+      w.u.committedOffset = w.offset;
+      if (w.u.engine) {
+        const next = changelogNext.get(w.u.partition);
+        this.persistLocal(w.u, w.topicMessages, next, w.offset, w.streamTime);
       }
     }
+  }
+
+  /**
+   * Exactly-once: one transaction for all of the commit's units: outputs,
+   * changelog records and offsets, the offsets fenced by the generation the
+   * units were assigned in. The group refuses them once a rebalance has
+   * moved on: the transaction aborts and the units are dropped (their new
+   * owner, or this member's next batch, restores the last committed state).
+   */
+  private async commitTransaction(work: Work[], settled: Set<Unit>, app: string): Promise<void> {
+    const producer = this.txnProducer as KafkaProducer;
+    const generation = this.generation;
+    const byTopic = new Map<string, { partition: number; offset: string }[]>();
+    for (const { u, offset } of work) {
+      if (offset === undefined) continue;
+      const list = byTopic.get(u.topic) ?? [];
+      list.push({ partition: u.partition, offset });
+      byTopic.set(u.topic, list);
+    }
+    if (!generation || byTopic.size === 0) {
+      // Unfenced writes are never made: a unit has a position once it is
+      // ready, and ready units exist only after an assignment.
+      throw new WindowingError(
+        "WINDOWING_KAFKA_FAILED",
+        "exactly-once commit without a group generation or an offset to fence it with",
+      );
+    }
+    const txn = await producer.transaction();
+    const sent: { c: TopicMessages[]; meta: RecordMetadata[] }[] = [];
+    try {
+      for (const c of chunks(work.flatMap((w) => w.topicMessages)))
+        sent.push({ c, meta: await txn.sendBatch({ topicMessages: c }) });
+      await sendOffsetsFenced(
+        producer,
+        txn,
+        {
+          consumerGroupId: app,
+          topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
+        },
+        generation,
+      );
+      await txn.commit();
+    } catch (err) {
+      let epochOver = isProducerFenced(err);
+      if (!epochOver) {
+        try {
+          await txn.abort();
+        } catch (abortErr) {
+          epochOver = isProducerFenced(abortErr);
+          // The producer is left mid-transaction: nothing more can commit.
+          if (!epochOver) this.fail(SluiceKafka(abortErr, "aborting a refused transaction"));
+        }
+      }
+      if (!epochOver && !isGroupFenced(err)) throw err;
+      // This member's generation is over (the units are another member's
+      // now, or are restored again at the next assignment), or its
+      // transaction outlived the timeout and the coordinator aborted it: the
+      // units' uncommitted work is dropped either way.
+      for (const { u } of work) {
+        settled.add(u);
+        const k = this.unitKey(u.topic, u.partition);
+        if (this.units.get(k) === u) this.units.delete(k);
+      }
+      publish("commit-refused", () => ({
+        applicationId: app,
+        reason: epochOver ? "producer-fenced" : "generation-over",
+        partitions: work.map((w) => w.u.partition),
+      }));
+      if (epochOver) await this.renewProducer();
+      return;
+    }
+    this.settle(work, settled, this.changelogEnds(sent, work));
+  }
+
+  /** Offset after the last changelog record of each unit's partition in the chunks sent. */
+  private changelogEnds(
+    sent: readonly { c: TopicMessages[]; meta: RecordMetadata[] }[],
+    work: readonly Work[],
+  ): Map<number, bigint> {
+    const ends = new Map<number, bigint>();
+    for (const { c, meta } of sent) {
+      for (const { u } of work) {
+        if (!u.engine) continue;
+        const end = this.changelogEnd(c, meta, u.partition);
+        const prev = ends.get(u.partition);
+        if (end !== undefined && (prev === undefined || end > prev)) ends.set(u.partition, end);
+      }
+    }
+    return ends;
   }
 
   async stop(graceful = true): Promise<void> {
@@ -1273,9 +1387,20 @@ export class KafkaRuntime {
         // still runs (at-least-once commits its offsets through it); none
         // starts once closing.
         await this.inflight;
-        await this.consumer?.stop();
-        if (graceful && !this.failure) await this.lock.run(() => this.commitAll());
-        else {
+        if (this.eos && graceful && !this.failure && this.consumer) {
+          // Exactly-once commits while still a member of the group: its
+          // offsets are fenced by the member's generation, which stop()
+          // ends (the consumer leaves the group). Batches fetched meanwhile
+          // are not processed (closing), and no more are fetched.
+          this.consumer.pause(this.subscribedTopics().map((topic) => ({ topic })));
+          await this.lock.run(() => this.commitAll());
+          await this.consumer.stop();
+        } else {
+          await this.consumer?.stop();
+        }
+        if (graceful && !this.failure) {
+          if (!this.eos) await this.lock.run(() => this.commitAll());
+        } else {
           // A staged commit not yet writing is abandoned, as any uncommitted work.
           this.staged = undefined;
           await this.inflight;
@@ -1427,7 +1552,7 @@ export class KafkaRuntime {
   private async release(): Promise<void> {
     await this.inflight;
     await this.consumer?.disconnect().catch(() => {});
-    for (const u of this.units.values()) await u.producer?.disconnect().catch(() => {});
+    await this.txnProducer?.disconnect().catch(() => {});
     this.units.clear();
     await this.aloProducer?.disconnect().catch(() => {});
     await Promise.all([...this.localChain.values()]).catch(() => {});
@@ -1500,34 +1625,6 @@ async function fence(producer: Producer | undefined): Promise<void> {
   if (!producer) return;
   const txn = await producer.transaction();
   await txn.abort();
-}
-
-/**
- * Runs `fn` over `items`, at most `limit` at once, in order of `items`. After
- * a failure nothing new starts; the running calls settle, then the first
- * failure is thrown (no call is left running behind the caller).
- */
-async function withConcurrency<T>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  let failed = false;
-  let first: unknown;
-  const lane = async (): Promise<void> => {
-    while (!failed && next < items.length) {
-      const item = items[next++] as T;
-      try {
-        await fn(item);
-      } catch (err) {
-        if (!failed) first = err;
-        failed = true;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-  if (failed) throw first;
 }
 
 async function withHeartbeat<T>(p: Promise<T>, heartbeat?: () => Promise<void>): Promise<T> {

@@ -202,6 +202,8 @@ export interface ReadCommittedInfo {
   reason: string | undefined;
   /** Fetch responses seen, and records this module dropped as aborted. */
   readonly counts: { fetches: number; abortedRecords: number };
+  /** The consumer's own kafkajs cluster, when Sluice's filter is installed. */
+  cluster?: object;
 }
 
 const infos = new WeakMap<Consumer, ReadCommittedInfo>();
@@ -225,9 +227,15 @@ type BrokerLike = { fetch: (args: unknown) => Promise<unknown> };
  *
  * @param kafka - the client
  * @param config - kafkajs consumer config
+ * @param onBroker - also called once for each broker object of the
+ *   consumer's own cluster, before use (only with Sluice's filter)
  * @returns the consumer; {@link readCommittedInfo} tells which filter it uses
  */
-export function createReadCommittedConsumer(kafka: Kafka, config: ConsumerConfig): Consumer {
+export function createReadCommittedConsumer(
+  kafka: Kafka,
+  config: ConsumerConfig,
+  onBroker?: (broker: object) => void,
+): Consumer {
   const counts = { fetches: 0, abortedRecords: 0 };
   const plain = (reason: string, consumer?: Consumer): Consumer => {
     const c = consumer ?? kafka.consumer(config);
@@ -251,11 +259,12 @@ export function createReadCommittedConsumer(kafka: Kafka, config: ConsumerConfig
         counts.abortedRecords += markAbortedInResponse(response);
         return response;
       };
+      onBroker?.(broker);
     },
   );
   if (hooked.reason !== undefined) return plain(hooked.reason, hooked.made);
   const consumer = hooked.made;
-  infos.set(consumer, { filter: "sluice", reason: undefined, counts });
+  infos.set(consumer, { filter: "sluice", reason: undefined, counts, cluster: hooked.cluster });
   return consumer;
 }
 
