@@ -60,11 +60,16 @@ function sluiceJob() {
 
 type Window = { events: number; sent: number; n: number };
 
-/** Counts a batch into `windows`; one result (and the window's id and value) per window it changed. */
-function countAndEmit(
+/**
+ * Counts a batch into `windows`; one result per window it changed, made by
+ * `emit` from the result message (and the window's id and value, which only
+ * the txn probe keeps).
+ */
+function countAndEmit<T>(
   windows: Map<string, Window>,
   records: { value: Buffer | null }[],
-): { id: string; result: Message; value: { events: number; sent: number } }[] {
+  emit: (result: Message, id: string, value: { events: number; sent: number }) => T,
+): T[] {
   const changed = new Map<string, Window>();
   for (const m of records) {
     const e = JSON.parse((m.value as Buffer).toString("utf8")) as Ev;
@@ -83,11 +88,11 @@ function countAndEmit(
     w.n++;
     const value = { events: w.events, sent: w.sent };
     const key = id.slice(0, id.indexOf("@"));
-    return {
+    return emit(
+      { key, value: JSON.stringify({ id: `${id}#${w.n}`, final: false, value }) },
       id,
       value,
-      result: { key, value: JSON.stringify({ id: `${id}#${w.n}`, final: false, value }) },
-    };
+    );
   });
 }
 
@@ -142,7 +147,11 @@ function txnJob() {
       await consumer.run({
         autoCommit: false,
         eachBatch: async ({ batch }) => {
-          const emitted = countAndEmit(windows, batch.messages);
+          const emitted = countAndEmit(windows, batch.messages, (result, id, value) => ({
+            id,
+            value,
+            result,
+          }));
           pending.push(
             { topic: out, messages: emitted.map((r) => r.result) },
             {
@@ -179,7 +188,7 @@ function rawJob() {
       await consumer.subscribe({ topic: topic as string, fromBeginning: true });
       await consumer.run({
         eachBatch: async ({ batch, resolveOffset }) => {
-          const messages = countAndEmit(windows, batch.messages).map((r) => r.result);
+          const messages = countAndEmit(windows, batch.messages, (result) => result);
           await producer.send({ topic: out, messages });
           const last = batch.messages.at(-1);
           if (last) resolveOffset(last.offset);
