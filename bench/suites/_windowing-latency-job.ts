@@ -1,7 +1,7 @@
 // The windowing suite's latency job, run in a process of its own (as a
 // deployed job would be) so that the event generator and the result reader
 // of the suite do not share its event loop.
-//   tsx _windowing-latency-job.ts <source topic> <applicationId> <stateDir> <transactionConcurrency> [at-least-once | raw | txn]
+//   tsx _windowing-latency-job.ts <source topic> <applicationId> <stateDir> <commitIntervalMs, 0 = the default> [at-least-once | raw | txn]
 // `raw` is the baseline: the same count per user and minute, emitted on
 // every change, by hand with kafkajs (eachBatch, an in-memory Map, one
 // idempotent producer, results sent before the batch's offsets are
@@ -12,12 +12,14 @@
 // back (the next starts as soon as the previous ends, if anything is
 // pending), carrying the results, one changelog-like record per changed
 // window and the consumer offsets, on one transactional producer made by
-// @sluice/producer's createKafkaProducer. It is the shape exactly-once v2
-// (KIP-447) would give the job, minus what makes it safe: no state store,
-// no restore, no fencing by group generation. It says what latency that
-// design can reach on this machine.
+// @sluice/producer's createKafkaProducer. It is the shape of the job's
+// exactly-once commits (one transaction per commit, KIP-447), minus what
+// makes them safe: no state store, no restore, no fencing by generation.
 // Prints "ready" once the job runs; on SIGTERM prints its event-loop delay
-// ("eld" and JSON, in ms) and stops (drain, commit, close).
+// ("eld" and JSON, in ms), and for a Sluice job its commits ("commits" and
+// JSON: count, duration and gap between commit ends, p50 / p99 in ms), and
+// stops (drain, commit, close).
+import diagnostics from "node:diagnostics_channel";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Kafka, logLevel, type Message, type Producer } from "kafkajs";
 import { createKafkaProducer } from "../../packages/producer/src/index.js";
@@ -25,10 +27,10 @@ import { count, createJob, max, tumbling } from "../../packages/windowing/src/in
 
 type Ev = { user_id: string; amount: number; ts: number; sent?: number };
 
-const [topic, applicationId, stateDir, concurrency, mode] = process.argv.slice(2);
-if (!topic || !applicationId || !stateDir || !concurrency) {
+const [topic, applicationId, stateDir, commitMs, mode] = process.argv.slice(2);
+if (!topic || !applicationId || !stateDir || !commitMs) {
   console.error(
-    "usage: _windowing-latency-job.ts <topic> <applicationId> <stateDir> <transactionConcurrency> [at-least-once | raw]",
+    "usage: _windowing-latency-job.ts <topic> <applicationId> <stateDir> <commitIntervalMs, 0 = the default> [at-least-once | raw | txn]",
   );
   process.exit(2);
 }
@@ -50,7 +52,7 @@ function sluiceJob() {
     guarantee: mode === "at-least-once" ? "at-least-once" : "exactly-once",
     handleSignals: false,
     pipelineCommits: true,
-    transactionConcurrency: Number(concurrency),
+    ...(Number(commitMs) > 0 ? { commitIntervalMs: Number(commitMs) } : {}),
   })
     .window(tumbling({ size: "1m" }))
     .aggregate({ events: count(), sent: max((e: Ev) => e.sent ?? 0) })
@@ -214,6 +216,13 @@ process.on("SIGTERM", () => {
   process.stdout.write(
     `eld ${JSON.stringify({ p50: ms(eld.percentile(50)), p99: ms(eld.percentile(99)), p999: ms(eld.percentile(99.9)), max: ms(eld.max) })}\n`,
   );
+  const q = (a: number[], p: number) => [...a].sort((x, y) => x - y)[Math.floor(a.length * p)];
+  if (commits.durations.length > 0) {
+    const { durations: d, gaps: g } = commits;
+    process.stdout.write(
+      `commits ${JSON.stringify({ count: d.length, durationP50: q(d, 0.5), durationP99: q(d, 0.99), gapP50: q(g, 0.5), gapP99: q(g, 0.99) })}\n`,
+    );
+  }
   job.stop().then(
     () => process.exit(0),
     (err) => {
@@ -221,6 +230,16 @@ process.on("SIGTERM", () => {
       process.exit(1);
     },
   );
+});
+// A Sluice job's commits: how long each took, and the time between the ends of two.
+const commits = { durations: [] as number[], gaps: [] as number[], last: 0 };
+diagnostics.subscribe("sluice:job:commit", (m) => {
+  const c = m as { applicationId: string; durationMs: number };
+  if (c.applicationId !== applicationId || stopping) return;
+  const now = Date.now();
+  commits.durations.push(c.durationMs);
+  if (commits.last > 0) commits.gaps.push(now - commits.last);
+  commits.last = now;
 });
 await job.start();
 eld.enable();

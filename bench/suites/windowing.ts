@@ -1,5 +1,5 @@
-// `npm run bench -- windowing [--events N] [--rounds R] [--latency-events N] [--latency-only [--latency-modes eos1,eos12,alo,raw,txn]]
-//  [--throughput-only [--throughput-modes ceiling,eos,eos12,alo] [--shapes spread,rate]]`
+// `npm run bench -- windowing [--events N] [--rounds R] [--latency-events N] [--latency-only [--latency-modes eos,eos20,alo,raw,txn]]
+//  [--throughput-only [--throughput-modes ceiling,eos,eos20,alo] [--shapes spread,rate]]`
 // (--latency-only: the latency runs alone, printed, no results file;
 // --latency-modes: which of them, default the first four; txn is a probe of
 // one transaction per commit, back to back, by hand (see
@@ -10,16 +10,16 @@
 //   - pre-produce N events (12 partitions, 100,000 users; default 1,000,000);
 //   - ceiling: raw kafkajs eachBatch + JSON.parse + in-memory Map count per
 //     (user, minute) — no state, no output, no guarantees;
-//   - Sluice exactly-once (default transactionConcurrency 1, and one lane per
-//     partition) and at-least-once: tumbling 1-minute count + sum per user,
+//   - Sluice exactly-once (default commitIntervalMs, 100 ms, and 20 ms) and
+//     at-least-once: tumbling 1-minute count + sum per user,
 //     emit final, results to an output topic; timed from the first record to
 //     the commit that covers the last one;
 //   - end-to-end latency at a fixed 20,000 events/s with emit update,
 //     exactly-once: event produced → result visible to a read_committed
 //     consumer (p50/p99). The job runs in a process of its own (as deployed;
 //     the generator and the reader stay in this one), after 2 s of warm-up
-//     events that are not counted, once with the default
-//     transactionConcurrency (1) and once with one lane per partition; then
+//     events that are not counted, once with the default commitIntervalMs
+//     (100 ms) and once with 20 ms; then
 //     at-least-once (latencyMsAtLeastOnce); then the baseline, the same
 //     count emitted on every change by hand with kafkajs (eachBatch, a Map,
 //     an idempotent producer, offsets committed after the results are sent;
@@ -29,7 +29,7 @@
 // output topics (end offsets, transaction markers included) and the load
 // average when its jobs ended.
 // Ratios: ratios.eos_vs_ceiling, ratios.alo_vs_ceiling,
-// ratios.eos_concurrent_vs_ceiling (events/s over events/s)
+// ratios.eos_commit20ms_vs_ceiling (events/s over events/s)
 // for the hard case (event time spread over 10 minutes, so nearly every
 // event opens its own window); realistic.ratios.* for the same job on events
 // whose event time follows a production rate of 20,000 events/s.
@@ -51,7 +51,7 @@ const LATENCY_MODES = (() => {
   const i = process.argv.indexOf("--latency-modes");
   return i >= 0 && LATENCY_ONLY
     ? (process.argv[i + 1] ?? "").split(",")
-    : ["eos1", "eos12", "alo", "raw"];
+    : ["eos", "eos20", "alo", "raw"];
 })();
 /** `--throughput-only`: only the throughput rounds of `--throughput-modes` on `--shapes`, printed, not written. */
 const THROUGHPUT_ONLY = process.argv.includes("--throughput-only");
@@ -63,7 +63,9 @@ const listArg = (name: string, all: string[]): string[] => {
   if (unknown.length) throw new Error(`--${name} takes ${all.join(",")}; got ${unknown.join(",")}`);
   return picked;
 };
-const THROUGHPUT_MODES = listArg("throughput-modes", ["ceiling", "eos", "eos12", "alo"]);
+const THROUGHPUT_MODES = listArg("throughput-modes", ["ceiling", "eos", "eos20", "alo"]);
+/** The shorter exactly-once commit interval measured besides the default. */
+const FAST_COMMIT_MS = 20;
 const SHAPES = listArg("shapes", ["spread", "rate"]);
 const RATE = 20_000;
 /** Latency runs: 2 s of events at RATE before the measured ones, not counted. */
@@ -170,7 +172,7 @@ type Written = { changelog: number; output: number };
 async function sluice(
   topic: string,
   guarantee: "exactly-once" | "at-least-once",
-  transactionConcurrency = 1,
+  commitIntervalMs?: number,
 ): Promise<{ eps: number; written: Written }> {
   const app = `${run}-${guarantee === "exactly-once" ? "eos" : "alo"}-${Math.random().toString(36).slice(2, 8)}`;
   const stateDir = mkdtempSync(path.join(tmpdir(), "bench-windowing-"));
@@ -223,7 +225,7 @@ async function sluice(
     guarantee,
     handleSignals: false,
     pipelineCommits: true,
-    transactionConcurrency,
+    ...(commitIntervalMs ? { commitIntervalMs } : {}),
   })
     .window(tumbling({ size: "1m" }))
     .aggregate({ events: count(), amount: sum((e: Ev) => e.amount) })
@@ -255,13 +257,13 @@ async function startLatencyJob(
   topic: string,
   app: string,
   stateDir: string,
-  transactionConcurrency: number,
+  commitIntervalMs: number,
   guarantee: Guarantee,
 ): Promise<LatencyJob> {
   const script = fileURLToPath(new URL("./_windowing-latency-job.ts", import.meta.url));
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", script, topic, app, stateDir, String(transactionConcurrency), guarantee],
+    ["--import", "tsx", script, topic, app, stateDir, String(commitIntervalMs), guarantee],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   let out = "";
@@ -304,23 +306,26 @@ type Latency = {
   finals: number;
   /** The job process's event-loop delay over the run (ms). */
   jobEventLoopDelayMs: EventLoopDelay | undefined;
+  /** A Sluice job's commits: count, duration and gap between commit ends (p50 / p99, ms). */
+  jobCommits: Record<string, number> | undefined;
   guarantee: Guarantee;
-  transactionConcurrency: number;
+  /** The job's commitIntervalMs (0: the default). */
+  commitIntervalMs: number;
 };
 
 /** The job's guarantee, or `raw` (the kafkajs baseline) or `txn` (the one-transaction probe): see _windowing-latency-job.ts. */
 type Guarantee = "exactly-once" | "at-least-once" | "raw" | "txn";
 
-async function latency(guarantee: Guarantee, transactionConcurrency: number): Promise<Latency> {
+async function latency(guarantee: Guarantee, commitIntervalMs: number): Promise<Latency> {
   const short = { "exactly-once": "eos", "at-least-once": "alo", raw: "raw", txn: "txn" } as const;
-  const name = `${short[guarantee]}-${transactionConcurrency}`;
+  const name = `${short[guarantee]}-${commitIntervalMs}`;
   const topic = `${run}-lat-${name}`;
   await createTopic(topic);
   const app = `${run}-lat-job-${name}`;
   // A Sluice job creates its output topic; the baseline's is made here.
   if (guarantee === "raw" || guarantee === "txn") await createTopic(`${app}-out`);
   const stateDir = mkdtempSync(path.join(tmpdir(), "bench-windowing-"));
-  const job = await startLatencyJob(topic, app, stateDir, transactionConcurrency, guarantee);
+  const job = await startLatencyJob(topic, app, stateDir, commitIntervalMs, guarantee);
   const latencies: number[] = [];
   const seen = new Set<string>();
   let duplicateReads = 0;
@@ -411,6 +416,8 @@ async function latency(guarantee: Guarantee, transactionConcurrency: number): Pr
   await producer.disconnect();
   await reader.disconnect();
   const jobEventLoopDelayMs = await stopLatencyJob(job);
+  const commitsLine = /^commits (.*)$/m.exec(job.stdout())?.[1];
+  const jobCommits = commitsLine ? (JSON.parse(commitsLine) as Record<string, number>) : undefined;
   rmSync(stateDir, { recursive: true, force: true });
   await admin.deleteGroups([`${app}-reader`]).catch(() => {});
   await cleanup(app);
@@ -423,30 +430,31 @@ async function latency(guarantee: Guarantee, transactionConcurrency: number): Pr
     duplicateReads,
     finals,
     jobEventLoopDelayMs,
+    jobCommits,
     guarantee,
-    transactionConcurrency,
+    commitIntervalMs,
   };
 }
 
 /**
- * Exactly-once with the default transactionConcurrency (1), then with the
- * partitions' transactions overlapped, then at-least-once (no transactions:
- * results are visible once written), then the raw kafkajs baseline.
+ * Exactly-once with the default commit interval (100 ms), then with 20 ms,
+ * then at-least-once (no transactions: results are visible once written),
+ * then the raw kafkajs baseline (and the txn probe when named).
  */
 async function measureLatencies(): Promise<Latency[]> {
   const out: Latency[] = [];
   for (const [mode, g, c] of [
-    ["eos1", "exactly-once", 1],
-    ["eos12", "exactly-once", PARTITIONS],
-    ["alo", "at-least-once", 1],
-    ["raw", "raw", 1],
-    ["txn", "txn", 1],
+    ["eos", "exactly-once", 0],
+    ["eos20", "exactly-once", FAST_COMMIT_MS],
+    ["alo", "at-least-once", 0],
+    ["raw", "raw", 0],
+    ["txn", "txn", 0],
   ] as const) {
     if (!LATENCY_MODES.includes(mode)) continue;
     const l = await latency(g, c);
     out.push(l);
     console.log(
-      `latency, ${g}, transactionConcurrency ${c}: p50 ${l.p50} ms, p99 ${l.p99} ms (${l.samples} updates timed, ${l.finals} finals and ${l.duplicateReads} read again not); job event-loop delay ${JSON.stringify(l.jobEventLoopDelayMs)} ms; load ${loadavg()[0]?.toFixed(1)}`,
+      `latency, ${g}, commitIntervalMs ${c || "default"}: p50 ${l.p50} ms, p99 ${l.p99} ms (${l.samples} updates timed, ${l.finals} finals and ${l.duplicateReads} read again not); job event-loop delay ${JSON.stringify(l.jobEventLoopDelayMs)} ms${l.jobCommits ? `; commits ${JSON.stringify(l.jobCommits)}` : ""}; load ${loadavg()[0]?.toFixed(1)}`,
     );
   }
   return out;
@@ -483,11 +491,11 @@ try {
   type Round = {
     ceiling: number;
     eos: number;
-    /** Exactly-once with transactionConcurrency = partitions. */
-    eosConcurrent: number;
+    /** Exactly-once with commitIntervalMs 20. */
+    eosCommit20ms: number;
     alo: number;
     /** Records each job wrote to its changelog and output topics. */
-    written: { eos: Written; eosConcurrent: Written; alo: Written };
+    written: { eos: Written; eosCommit20ms: Written; alo: Written };
     /** 1-minute load average when the round's jobs ended. */
     load: number;
   };
@@ -503,20 +511,20 @@ try {
       const picked = (m: string) => THROUGHPUT_MODES.includes(m);
       const c = picked("ceiling") ? await ceiling(topic) : Number.NaN;
       const { eps: e, written: we } = picked("eos") ? await sluice(topic, "exactly-once") : none;
-      const { eps: ec, written: wc } = picked("eos12")
-        ? await sluice(topic, "exactly-once", PARTITIONS)
+      const { eps: ec, written: wc } = picked("eos20")
+        ? await sluice(topic, "exactly-once", FAST_COMMIT_MS)
         : none;
       const { eps: a, written: wa } = picked("alo") ? await sluice(topic, "at-least-once") : none;
       list.push({
         ceiling: c,
         eos: e,
-        eosConcurrent: ec,
+        eosCommit20ms: ec,
         alo: a,
-        written: { eos: we, eosConcurrent: wc, alo: wa },
+        written: { eos: we, eosCommit20ms: wc, alo: wa },
         load: loadavg()[0] ?? 0,
       });
       console.log(
-        `round ${r + 1} ${name}: ceiling ${c.toFixed(0)}/s, eos ${e.toFixed(0)}/s, eos concurrent ${ec.toFixed(0)}/s, alo ${a.toFixed(0)}/s; changelog/output records eos ${we.changelog}/${we.output}, alo ${wa.changelog}/${wa.output}; load ${loadavg()[0]?.toFixed(1)}`,
+        `round ${r + 1} ${name}: ceiling ${c.toFixed(0)}/s, eos ${e.toFixed(0)}/s, eos 20 ms ${ec.toFixed(0)}/s, alo ${a.toFixed(0)}/s; changelog/output records eos ${we.changelog}/${we.output}, alo ${wa.changelog}/${wa.output}; load ${loadavg()[0]?.toFixed(1)}`,
       );
     }
   }
@@ -526,10 +534,10 @@ try {
       [rateRounds, "rate"],
     ] as const) {
       if (list.length === 0) continue;
-      const m = (k: "ceiling" | "eos" | "eosConcurrent" | "alo") =>
+      const m = (k: "ceiling" | "eos" | "eosCommit20ms" | "alo") =>
         Math.round(median(list.map((r) => r[k])));
       console.log(
-        `median ${name}: ceiling ${m("ceiling")}/s, eos ${m("eos")}/s, eos concurrent ${m("eosConcurrent")}/s, alo ${m("alo")}/s`,
+        `median ${name}: ceiling ${m("ceiling")}/s, eos ${m("eos")}/s, eos 20 ms ${m("eosCommit20ms")}/s, alo ${m("alo")}/s`,
       );
     }
     rss.stop();
@@ -543,7 +551,7 @@ try {
     const ceilingEps = median(rounds.map((r) => r.ceiling));
     const eosEps = median(rounds.map((r) => r.eos));
     const aloEps = median(rounds.map((r) => r.alo));
-    const ratio = (list: typeof rounds, k: "eos" | "eosConcurrent" | "alo") =>
+    const ratio = (list: typeof rounds, k: "eos" | "eosCommit20ms" | "alo") =>
       Number(median(list.map((r) => r[k] / r.ceiling)).toFixed(3));
     writeResults("windowing", {
       config: {
@@ -563,25 +571,25 @@ try {
       eventsPerSec: {
         ceiling: Math.round(ceilingEps),
         exactlyOnce: Math.round(eosEps),
-        exactlyOnceConcurrent: Math.round(median(rounds.map((r) => r.eosConcurrent))),
+        exactlyOnceCommit20ms: Math.round(median(rounds.map((r) => r.eosCommit20ms))),
         atLeastOnce: Math.round(aloEps),
       },
       ratios: {
         eos_vs_ceiling: ratio(rounds, "eos"),
         alo_vs_ceiling: ratio(rounds, "alo"),
-        eos_concurrent_vs_ceiling: ratio(rounds, "eosConcurrent"),
+        eos_commit20ms_vs_ceiling: ratio(rounds, "eosCommit20ms"),
       },
       realistic: {
         eventsPerSec: {
           ceiling: Math.round(median(rateRounds.map((r) => r.ceiling))),
           exactlyOnce: Math.round(median(rateRounds.map((r) => r.eos))),
-          exactlyOnceConcurrent: Math.round(median(rateRounds.map((r) => r.eosConcurrent))),
+          exactlyOnceCommit20ms: Math.round(median(rateRounds.map((r) => r.eosCommit20ms))),
           atLeastOnce: Math.round(median(rateRounds.map((r) => r.alo))),
         },
         ratios: {
           eos_vs_ceiling: ratio(rateRounds, "eos"),
           alo_vs_ceiling: ratio(rateRounds, "alo"),
-          eos_concurrent_vs_ceiling: ratio(rateRounds, "eosConcurrent"),
+          eos_commit20ms_vs_ceiling: ratio(rateRounds, "eosCommit20ms"),
         },
         rounds: rateRounds,
       },
@@ -589,7 +597,7 @@ try {
         p50: lat.p50,
         p99: lat.p99,
         samples: lat.samples,
-        transactionConcurrency: lat.transactionConcurrency,
+        commitIntervalMs: lat.commitIntervalMs || "default (100)",
         mode: "exactly-once, emit update, pipelineCommits, the job in a process of its own; the lower p99 of the exactly-once runs below",
       },
       latencyMsAtLeastOnce: { p50: alo?.p50, p99: alo?.p99, samples: alo?.samples },
