@@ -2,11 +2,15 @@
 // whose offsets carry the member's current generation commits; once a second
 // member joins, the first member's previous generation is refused
 // (ILLEGAL_GENERATION), its transaction aborts with its records and offsets,
-// and the new generation commits.
+// and the new generation commits. The group's offsets are read stable
+// (fetchStableOffsets): EndTxn answers before the broker writes the
+// transaction markers, and until then an offset fetch without require_stable
+// answers the last stable offset.
 import kafkajs, { type Consumer } from "kafkajs";
 import { describe, expect, it } from "vitest";
 import {
   createKafkaProducer,
+  fetchStableOffsets,
   type GroupGeneration,
   onPrivateCluster,
   recordGroupGenerations,
@@ -98,8 +102,11 @@ describe("offset commits fenced by group generation, on the broker", () => {
       expect(await commit("stale", "7", joined)).toBe("ILLEGAL_GENERATION");
       expect(await commit("renewed", "9", current)).toBe("committed");
 
-      const [offsets] = await admin.fetchOffsets({ groupId, topics: [source] });
-      expect(offsets?.partitions.find((p) => p.partition === 0)?.offset).toBe("9");
+      // through the first member's private cluster, as the windowing runtime reads them
+      const offsets = await fetchStableOffsets(hooked.cluster as object, groupId, [
+        { topic: source, partitions: [0, 1] },
+      ]);
+      expect(offsets.find((p) => p.partition === 0)?.offset).toBe("9");
       const records = await readAll(kafka, out, 2, { settleMs: 1000 });
       expect(records.map((r) => r.value)).toEqual(["current", "renewed"]);
     } finally {
