@@ -21,6 +21,7 @@ export const channels = {
   jobStreamTime: "sluice:job:stream-time",
   jobCheckpoint: "sluice:job:checkpoint",
   jobCommit: "sluice:job:commit",
+  jobCommitRefused: "sluice:job:commit-refused",
   jobRestore: "sluice:job:restore",
   jobRebalance: "sluice:job:rebalance",
   jobReady: "sluice:job:ready",
@@ -144,6 +145,22 @@ export interface JobCommitMessage {
   /** Source offsets (the next to read) the commit covers, per partition it committed. */
   offsets?: { topic: string; partition: number; offset: string }[];
   error?: unknown;
+}
+
+/**
+ * `sluice:job:commit-refused` — an exactly-once commit the broker refused and
+ * aborted; its partitions' uncommitted work is dropped and processed again.
+ * @since 0.2.0
+ */
+export interface JobCommitRefusedMessage {
+  applicationId: string;
+  /**
+   * `'generation-over'`: a rebalance moved the group to a new generation;
+   * `'producer-fenced'`: the transaction outlived the transaction timeout.
+   */
+  reason: "generation-over" | "producer-fenced";
+  /** Partitions whose uncommitted work was dropped. */
+  partitions: number[];
 }
 
 /**

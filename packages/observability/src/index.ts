@@ -3,6 +3,7 @@ export {
   channels,
   type JobCheckpointMessage,
   type JobCommitMessage,
+  type JobCommitRefusedMessage,
   type JobDlqMessage,
   type JobLagMessage,
   type JobLateMessage,

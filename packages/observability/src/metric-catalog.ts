@@ -165,6 +165,13 @@ export const metricCatalog: readonly MetricDefinition[] = [
     "Offset commits that failed.",
   ),
   def(
+    "job_commits_refused_total",
+    "counter",
+    "sluice:job:commit-refused",
+    ["application_id", "reason"],
+    "Exactly-once commits the broker refused and aborted, their partitions' work processed again, by reason: generation-over, producer-fenced.",
+  ),
+  def(
     "job_restore_duration_seconds",
     "histogram",
     "sluice:job:restore",

@@ -81,6 +81,7 @@ export interface Metrics {
 
 const PREFIX_RE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)?$/;
 const WORKER_EVENTS = new Set(["spawn", "ready", "exit", "restart", "kill", "stop", "failed"]);
+const REFUSAL_REASONS = new Set(["generation-over", "producer-fenced"]);
 
 type Labels = Record<string, string>;
 type AnyMetric = Counter<string> | Gauge<string> | Histogram<string>;
@@ -320,6 +321,15 @@ export function createMetrics(options: MetricsOptions): Metrics {
         return;
       }
       histogram("job_commit_duration_seconds").observe({ application_id }, durationMs / 1000);
+    },
+    [channels.jobCommitRefused]: (msg) => {
+      const reason = msg.reason;
+      if (typeof reason !== "string" || !REFUSAL_REASONS.has(reason))
+        throw new MalformedMessage(`reason is not one of ${[...REFUSAL_REASONS].join(", ")}`);
+      counter("job_commits_refused_total").inc({
+        application_id: guard.value("application_id", msg.applicationId),
+        reason,
+      });
     },
     [channels.jobRestore]: (msg) => {
       const records = count(msg, "records");

@@ -225,6 +225,46 @@ describe("createMetrics", () => {
     ).toBe(2.5);
   });
 
+  it("refused commits: counted by application and reason, once per commit; rejects unknown reasons", async () => {
+    publish(channels.jobCommitRefused, {
+      applicationId: "agg",
+      reason: "generation-over",
+      partitions: [0, 3],
+    });
+    publish(channels.jobCommitRefused, {
+      applicationId: "agg",
+      reason: "generation-over",
+      partitions: [1],
+    });
+    publish(channels.jobCommitRefused, {
+      applicationId: "agg",
+      reason: "producer-fenced",
+      partitions: [0, 1, 2],
+    });
+    publish(channels.jobCommitRefused, {
+      applicationId: "other",
+      reason: "producer-fenced",
+      partitions: [4],
+    });
+    const refused = (application_id: string, reason: string) =>
+      sample(registry, "sluice_job_commits_refused_total", { application_id, reason });
+    expect(await refused("agg", "generation-over")).toBe(2);
+    expect(await refused("agg", "producer-fenced")).toBe(1);
+    expect(await refused("other", "producer-fenced")).toBe(1);
+    publish(channels.jobCommitRefused, {
+      applicationId: "agg",
+      reason: "timeout",
+      partitions: [0],
+    });
+    publish(channels.jobCommitRefused, { applicationId: "agg", partitions: [0] });
+    expect(await samples(registry, "sluice_job_commits_refused_total")).toHaveLength(3);
+    expect(
+      await sample(registry, "sluice_observability_dropped_messages_total", {
+        channel: channels.jobCommitRefused,
+      }),
+    ).toBe(2);
+  });
+
   it("rebalance: counts, tracks assigned partitions, drops per-partition gauges of revoked ones", async () => {
     const app = { applicationId: "agg" };
     publish(channels.jobRebalance, { ...app, assigned: [0, 1, 2], revoked: [] });
