@@ -12,6 +12,7 @@ import {
   recordGroupGenerations,
   type TxnOffsetCommitArgs,
 } from "../src/internal/group-generation.js";
+import { byteReader } from "./flexible-bytes.js";
 
 const args: TxnOffsetCommitArgs = {
   transactionalId: "tx-1",
@@ -37,68 +38,38 @@ const generation: GroupGeneration = {
 
 /** An independent reader of the request, following the protocol's field list. */
 function readRequest(buf: Buffer) {
-  let o = 0;
-  const uvarint = () => {
-    let v = 0;
-    let shift = 0;
-    for (;;) {
-      const b = buf[o++] as number;
-      v += (b & 0x7f) * 2 ** shift;
-      if (b < 0x80) return v;
-      shift += 7;
-    }
-  };
-  const str = () => {
-    const n = uvarint();
-    if (n === 0) return null;
-    const s = buf.toString("utf8", o, o + n - 1);
-    o += n - 1;
-    return s;
-  };
-  const i16 = () => {
-    o += 2;
-    return buf.readInt16BE(o - 2);
-  };
-  const i32 = () => {
-    o += 4;
-    return buf.readInt32BE(o - 4);
-  };
-  const i64 = () => {
-    o += 8;
-    return buf.readBigInt64BE(o - 8);
-  };
-  const headerTags = uvarint();
+  const r = byteReader(buf);
   const out = {
-    headerTags,
-    transactionalId: str(),
-    groupId: str(),
-    producerId: i64(),
-    producerEpoch: i16(),
-    generationId: i32(),
-    memberId: str(),
-    groupInstanceId: str(),
+    headerTags: r.uvarint(),
+    transactionalId: r.string(),
+    groupId: r.string(),
+    producerId: r.int64(),
+    producerEpoch: r.int16(),
+    generationId: r.int32(),
+    memberId: r.string(),
+    groupInstanceId: r.string(),
     topics: [] as unknown[],
     bodyTags: -1,
     rest: 0,
   };
-  const topics = uvarint() - 1;
+  const topics = r.arrayLength();
   for (let t = 0; t < topics; t++) {
-    const name = str();
+    const name = r.string();
     const partitions: unknown[] = [];
-    const n = uvarint() - 1;
+    const n = r.arrayLength();
     for (let p = 0; p < n; p++) {
       partitions.push({
-        partition: i32(),
-        offset: i64(),
-        leaderEpoch: i32(),
-        metadata: str(),
-        tags: uvarint(),
+        partition: r.int32(),
+        offset: r.int64(),
+        leaderEpoch: r.int32(),
+        metadata: r.string(),
+        tags: r.uvarint(),
       });
     }
-    out.topics.push({ name, partitions, tags: uvarint() });
+    out.topics.push({ name, partitions, tags: r.uvarint() });
   }
-  out.bodyTags = uvarint();
-  out.rest = buf.length - o;
+  out.bodyTags = r.uvarint();
+  out.rest = r.rest();
   return out;
 }
 
