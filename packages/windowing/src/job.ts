@@ -93,6 +93,17 @@ export interface JobOptions<T> {
   handleSignals?: boolean;
   /** Consumer session timeout. @defaultValue 30000 */
   sessionTimeoutMs?: number;
+  /**
+   * Exactly-once: how long the broker lets one of the member's transactions
+   * stay open before it aborts it (the producer's `transaction.timeout.ms`,
+   * from 1 s to 15 min; the broker's `transaction.max.timeout.ms` must allow
+   * it). A member that dies mid-commit holds its partitions' changelog and
+   * offsets unstable this long (plus up to the broker's 10 s abort check),
+   * and their new owner waits for them; a commit that takes longer is
+   * refused and its partitions replayed. @defaultValue 10000, as Kafka
+   * Streams
+   */
+  transactionTimeoutMs?: Duration;
   /** Results buffered before partitions pause (backpressure). @defaultValue 50000 */
   maxBufferedResults?: number;
   /**
@@ -130,6 +141,7 @@ export interface ResolvedJobOptions {
   replicationFactor: number;
   handleSignals: boolean;
   sessionTimeoutMs: number;
+  transactionTimeoutMs: number;
   maxBufferedResults: number;
   pipelineCommits: boolean;
   transactionConcurrency: number;
@@ -764,6 +776,12 @@ export function createJob<T>(opts: JobOptions<T>): Job<T> {
     opts.commitIntervalMs ?? (guarantee === "exactly-once" ? 100 : 1000),
     "commitIntervalMs",
   );
+  const transactionTimeoutMs = duration(opts.transactionTimeoutMs ?? 10_000, "transactionTimeoutMs");
+  if (transactionTimeoutMs < 1_000 || transactionTimeoutMs > 900_000) {
+    bad(
+      `transactionTimeoutMs must be from 1 s to 15 min; got ${JSON.stringify(opts.transactionTimeoutMs)}`,
+    );
+  }
   if (opts.pipelineCommits !== undefined && typeof opts.pipelineCommits !== "boolean") {
     bad(`pipelineCommits must be a boolean; got ${JSON.stringify(opts.pipelineCommits)}`);
   }
@@ -787,6 +805,7 @@ export function createJob<T>(opts: JobOptions<T>): Job<T> {
     replicationFactor: opts.replicationFactor ?? 1,
     handleSignals: opts.handleSignals ?? true,
     sessionTimeoutMs: opts.sessionTimeoutMs ?? 30_000,
+    transactionTimeoutMs,
     maxBufferedResults: opts.maxBufferedResults ?? 50_000,
     pipelineCommits: opts.pipelineCommits ?? false,
     transactionConcurrency,

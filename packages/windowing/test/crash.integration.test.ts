@@ -19,19 +19,35 @@
 // loop (batches of the other partitions processed in between), so kills
 // land between a commit's partitions as well.
 //
+// One more kills a job that never left its group and restarts it on the same
+// state directory: the restart removes its predecessor from the group, so
+// the group does not wait out the dead member's session.
+//
 // Knobs: SLUICE_CRASH_EVENTS, SLUICE_CRASH_KILLS, SLUICE_CRASH_SEED;
 // SLUICE_CRASH_DIAG=<dir> writes the duplicates (with partition@offset) of a
 // failing run there and keeps its topics for inspection.
-import { mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Consumer, ConsumerConfig, Kafka } from "kafkajs";
 import { expect, it } from "vitest";
 import type { WindowResult } from "../src/index.js";
 import { createReadCommittedConsumer } from "../src/internal/read-committed.js";
-import { killRepeatedly, log, stopJob } from "./crash-harness.js";
-import { brokerFixture, brokers, createTopic, readAll, uniqueName } from "./kafka-helpers.js";
-import { produceInChunks, tumblingEvents, tumblingOracle } from "./tumbling-scenario.js";
+import { killRepeatedly, log, sleep, startJob, stopJob } from "./crash-harness.js";
+import {
+  brokerFixture,
+  brokers,
+  createTopic,
+  produce,
+  readAll,
+  uniqueName,
+} from "./kafka-helpers.js";
+import {
+  produceInChunks,
+  toMessages,
+  tumblingEvents,
+  tumblingOracle,
+} from "./tumbling-scenario.js";
 
 const { kafka, admin, prefixes, dirs, children } = brokerFixture();
 
@@ -67,6 +83,53 @@ it("at-least-once with pipelineCommits, each commit drained one partition per tu
   timeout: 300_000,
 }, async () => {
   await crashRun("wcrashpa", (k, c) => k.consumer(c), "at-least-once", true);
+});
+
+// The killed member's session (60 s) would hold the restart's join, and so
+// its `ready`, for about a minute; removed from the group, the restart joins
+// within seconds. Half the session is the bound.
+it("SIGKILL, restart on the same state directory: the restart removes the killed member from the group instead of waiting out its session", {
+  timeout: 180_000,
+}, async () => {
+  const base = uniqueName("wleave");
+  prefixes.push(base);
+  const source = `${base}-events`;
+  await createTopic(admin, source, 3);
+  const stateDir = mkdtempSync(path.join(tmpdir(), "wleave-"));
+  dirs.push(stateDir);
+  await produce(kafka, source, toMessages(tumblingEvents(3_000, 30, 3)));
+  const sessionMs = 60_000;
+  const env = {
+    BROKERS: brokers.join(","),
+    APP: base,
+    SOURCE: source,
+    OUTPUT: `${base}-out`,
+    STATE_DIR: stateDir,
+    SESSION_TIMEOUT_MS: String(sessionMs),
+  };
+  const first = startJob(children, env);
+  await first.ready;
+  while (first.processed() < 3_000) await sleep(50);
+  while (!existsSync(path.join(stateDir, "group-member.json"))) await sleep(50);
+  const members = async () => {
+    const { groups } = await admin.describeGroups([base]);
+    return (groups[0]?.members ?? []).map((m) => m.memberId);
+  };
+  const [killed] = await members();
+  expect(killed).toBeTruthy();
+  first.child.kill("SIGKILL");
+  await new Promise((r) => first.child.once("exit", r));
+
+  const started = Date.now();
+  const second = startJob(children, env);
+  const bound = sleep(sessionMs / 2).then(() => "timeout" as const);
+  const outcome = await Promise.race([second.ready.then(() => "ready" as const), bound]);
+  log(`restart ready after ${Date.now() - started} ms`);
+  expect(outcome).toBe("ready");
+  const now = await members();
+  expect(now).not.toContain(killed);
+  expect(now).toHaveLength(1);
+  await stopJob(second);
 });
 
 async function crashRun(

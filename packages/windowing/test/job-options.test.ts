@@ -36,4 +36,22 @@ describe("createJob options", () => {
       );
     }
   });
+
+  it("transactionTimeoutMs: 10 s by default, durations from 1 s to 15 min, anything else WINDOWING_INVALID_OPTIONS", () => {
+    expect(createJob(base).options?.transactionTimeoutMs).toBe(10_000);
+    expect(createJob({ ...base, transactionTimeoutMs: "30s" }).options?.transactionTimeoutMs).toBe(
+      30_000,
+    );
+    expect(createJob({ ...base, transactionTimeoutMs: 1_000 }).options?.transactionTimeoutMs).toBe(
+      1_000,
+    );
+    for (const bad of [999, 900_001, -1, "soon"]) {
+      expect(() => createJob({ ...base, transactionTimeoutMs: bad as number })).toThrow(
+        expect.objectContaining({
+          code: "WINDOWING_INVALID_OPTIONS",
+          message: expect.stringContaining("transactionTimeoutMs"),
+        }),
+      );
+    }
+  });
 });

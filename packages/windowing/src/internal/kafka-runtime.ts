@@ -46,6 +46,7 @@ import { publish } from "./channels.js";
 import type { JobDefinition } from "./definition.js";
 import { type EngineOutput, PartitionEngine } from "./engine.js";
 import { Mutex } from "./mutex.js";
+import { leavePreviousMember, memberKeeper } from "./previous-member.js";
 import { createReadCommittedConsumer, readCommittedInfo } from "./read-committed.js";
 
 /** One unit's share of a commit, drained from it at one instant. */
@@ -109,23 +110,6 @@ export function setStageBudgetMs(ms: number): void {
 }
 
 /**
- * Exactly-once: how long the broker lets a transaction stay open. A member
- * killed and not restarted holds its partitions' changelog and offsets
- * unstable this long; its new owner's restore waits for them.
- */
-let transactionTimeoutMs = 60_000;
-
-/**
- * @internal Tests only: the transaction timeout of jobs started afterwards;
- * returns the previous value.
- */
-export function setTransactionTimeoutMs(ms: number): number {
-  const previous = transactionTimeoutMs;
-  transactionTimeoutMs = ms;
-  return previous;
-}
-
-/**
  * The producer's epoch is over: its transaction outlived the transaction
  * timeout (the coordinator aborted it), or another producer registered the
  * same transactional id.
@@ -180,6 +164,8 @@ export class KafkaRuntime {
   private transactionalId = "";
   /** The generation of the member's last JoinGroup answer. */
   private joinedGeneration: GroupGeneration | undefined;
+  /** Keeps each join's member id in the state directory, for the next incarnation to remove. */
+  private memberKeeper: ReturnType<typeof memberKeeper> | undefined;
   /**
    * The generation the units' assignment belongs to, set with it: the
    * generation commits fence their offsets with.
@@ -324,8 +310,11 @@ export class KafkaRuntime {
       this.consumer.on(this.consumer.events.REBALANCING, () => {
         this.rebalancing = true;
       });
+      const keeper = memberKeeper(this.opts.stateDir, this.opts.applicationId);
+      this.memberKeeper = keeper;
       this.consumer.on(this.consumer.events.GROUP_JOIN, (e) => {
         this.rebalancing = false;
+        keeper.keep(e.payload.memberId);
         // The join's generation, taken now: the assignment belongs to it.
         const generation = this.joinedGeneration;
         void this.onAssignment(e.payload.memberAssignment, generation).catch((err) =>
@@ -354,6 +343,13 @@ export class KafkaRuntime {
         if (!(e.payload as { restart?: boolean }).restart) this.fail(err);
       });
       await this.consumer.connect();
+      // A previous incarnation on this state directory that never left the
+      // group would hold the join below until its session times out.
+      await leavePreviousMember(
+        this.opts.stateDir,
+        this.opts.applicationId,
+        readCommittedInfo(this.consumer)?.cluster,
+      );
       await this.consumer.subscribe({ topics: this.subscribedTopics(), fromBeginning: true });
       const joined = new Promise<void>((resolve) => {
         const off = this.consumer.on(this.consumer.events.GROUP_JOIN, () => {
@@ -520,7 +516,7 @@ export class KafkaRuntime {
         transactionalId: this.transactionalId,
         idempotent: true,
         maxInFlightRequests: 1,
-        transactionTimeout: transactionTimeoutMs,
+        transactionTimeout: this.opts.transactionTimeoutMs,
       },
     });
     await this.txnProducer.connect();
@@ -683,7 +679,7 @@ export class KafkaRuntime {
     const cluster = readCommittedInfo(this.consumer)?.cluster;
     if (this.eos && cluster) {
       const stable = await fetchStableOffsets(cluster, groupId, [{ topic, partitions }], {
-        timeoutMs: transactionTimeoutMs + 30_000,
+        timeoutMs: this.opts.transactionTimeoutMs + 30_000,
       });
       return new Map(stable.map((o) => [o.partition, o.offset]));
     }
@@ -1552,6 +1548,7 @@ export class KafkaRuntime {
   private async release(): Promise<void> {
     await this.inflight;
     await this.consumer?.disconnect().catch(() => {});
+    await this.memberKeeper?.flush();
     await this.txnProducer?.disconnect().catch(() => {});
     this.units.clear();
     await this.aloProducer?.disconnect().catch(() => {});
