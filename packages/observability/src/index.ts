@@ -13,6 +13,7 @@ export {
   type JobRestoreMessage,
   type JobStreamTimeMessage,
   type JobWindowsMessage,
+  type JobWorkersMessage,
   type ProducerBatchMessage,
   type ProducerInvalidMessage,
   type SinkBatchMessage,
