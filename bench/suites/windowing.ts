@@ -1,5 +1,5 @@
 // `npm run bench -- windowing [--events N] [--rounds R] [--latency-events N] [--latency-only [--latency-modes eos,eos20,alo,raw,txn]]
-//  [--throughput-only [--throughput-modes ceiling,eos,eos20,alo] [--shapes spread,rate]]`
+//  [--throughput-only [--throughput-modes ceiling,eos,eos20,alo,rawjob] [--shapes spread,rate]]`
 // (--latency-only: the latency runs alone, printed, no results file;
 // --latency-modes: which of them, default the first four; txn is a probe of
 // one transaction per commit, back to back, by hand (see
@@ -28,8 +28,13 @@
 // Each round also records the records every job wrote to its changelog and
 // output topics (end offsets, transaction markers included) and the load
 // average when its jobs ended.
+//   - raw job: the same job by hand with kafkajs (eachBatch, a Map of
+//     windows, final results through an idempotent producer, offsets
+//     committed after them; at-least-once, state in memory only): what the
+//     job costs against the code it replaces (see rawJob);
 // Ratios: ratios.eos_vs_ceiling, ratios.alo_vs_ceiling,
-// ratios.eos_commit20ms_vs_ceiling (events/s over events/s)
+// ratios.eos_commit20ms_vs_ceiling, ratios.eos_vs_raw_job,
+// ratios.alo_vs_raw_job (events/s over events/s)
 // for the hard case (event time spread over 10 minutes, so nearly every
 // event opens its own window); realistic.ratios.* for the same job on events
 // whose event time follows a production rate of 20,000 events/s.
@@ -63,7 +68,7 @@ const listArg = (name: string, all: string[]): string[] => {
   if (unknown.length) throw new Error(`--${name} takes ${all.join(",")}; got ${unknown.join(",")}`);
   return picked;
 };
-const THROUGHPUT_MODES = listArg("throughput-modes", ["ceiling", "eos", "eos20", "alo"]);
+const THROUGHPUT_MODES = listArg("throughput-modes", ["ceiling", "eos", "eos20", "alo", "rawjob"]);
 /** The shorter exactly-once commit interval measured besides the default. */
 const FAST_COMMIT_MS = 20;
 const SHAPES = listArg("shapes", ["spread", "rate"]);
@@ -128,6 +133,31 @@ async function produceAll(topic: string, shape: Shape): Promise<void> {
   await producer.disconnect();
 }
 
+/**
+ * The clock of one run over the N events: `begin()` at each batch (the
+ * first one starts it), `count(n)` after it; `eps` resolves with events/s
+ * once N are counted.
+ */
+function runClock(): { begin: () => void; count: (n: number) => void; eps: Promise<number> } {
+  let seen = 0;
+  let first = 0;
+  let done!: (eps: number) => void;
+  const eps = new Promise<number>((r) => {
+    done = r;
+  });
+  return {
+    begin: () => {
+      if (first === 0) first = performance.now();
+    },
+    count: (n) => {
+      if (seen >= N) return;
+      seen += n;
+      if (seen >= N) done((N / (performance.now() - first)) * 1000);
+    },
+    eps,
+  };
+}
+
 async function ceiling(topic: string): Promise<number> {
   const groupId = `${run}-ceiling-${Math.random().toString(36).slice(2)}`;
   const consumer = kafka.consumer({
@@ -136,34 +166,119 @@ async function ceiling(topic: string): Promise<number> {
     maxBytesPerPartition: 4 * 1024 * 1024,
   });
   const counts = new Map<string, number>();
-  let seen = 0;
-  let first = 0;
-  let last = 0;
-  let done!: () => void;
-  const finished = new Promise<void>((r) => {
-    done = r;
-  });
+  const clock = runClock();
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   await consumer.run({
     eachBatch: async ({ batch }) => {
-      if (first === 0) first = performance.now();
+      clock.begin();
       for (const m of batch.messages) {
         const e = JSON.parse((m.value as Buffer).toString("utf8")) as Ev;
         const k = `${e.user_id}|${Math.floor(e.ts / 60_000)}`;
         counts.set(k, (counts.get(k) ?? 0) + 1);
       }
-      seen += batch.messages.length;
-      if (seen >= N) {
-        last = performance.now();
-        done();
-      }
+      clock.count(batch.messages.length);
     },
   });
-  await finished;
+  const eps = await clock.eps;
   await consumer.disconnect();
   await admin.deleteGroups([groupId]).catch(() => {});
-  return (N / (last - first)) * 1000;
+  return eps;
+}
+
+/**
+ * The same job by hand, as teams glue it with kafkajs today: eachBatch,
+ * JSON.parse, a Map of (user, minute) windows per partition, stream time per
+ * partition; a window closes once stream time reaches its end (grace 0, as
+ * the job's), and its final result (the fields of a Sluice result) goes to
+ * an output topic through an idempotent kafkajs producer; offsets are
+ * committed once the batch's results are acknowledged. At-least-once, with
+ * its state in memory only (a crash loses the open windows).
+ */
+async function rawJob(topic: string): Promise<{ eps: number; written: Written }> {
+  const app = `${run}-rawjob-${Math.random().toString(36).slice(2, 8)}`;
+  const out = `${app}-out`;
+  await createTopic(out);
+  const consumer = kafka.consumer({
+    groupId: app,
+    maxWaitTimeInMs: 50,
+    maxBytesPerPartition: 4 * 1024 * 1024,
+  });
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 5 });
+  type Win = { key: string; start: number; events: number; amount: number };
+  const open = new Map<number, Map<string, Win>>();
+  const streamTime = new Map<number, number>();
+  const clock = runClock();
+  await producer.connect();
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.run({
+    autoCommit: false,
+    eachBatch: async ({ batch }) => {
+      clock.begin();
+      const p = batch.partition;
+      let windows = open.get(p);
+      if (!windows) {
+        windows = new Map();
+        open.set(p, windows);
+      }
+      let st = streamTime.get(p) ?? 0;
+      const results: Message[] = [];
+      for (const m of batch.messages) {
+        const e = JSON.parse((m.value as Buffer).toString("utf8")) as Ev;
+        if (e.ts > st) {
+          st = e.ts;
+          // Maps iterate in insertion order, and windows open in event-time
+          // order here: the closed ones come first.
+          for (const [id, w] of windows) {
+            if (w.start + 60_000 > st) break;
+            windows.delete(id);
+            const windowEnd = w.start + 60_000;
+            results.push({
+              key: w.key,
+              value: JSON.stringify({
+                key: w.key,
+                windowStart: w.start,
+                windowEnd,
+                value: { events: w.events, amount: w.amount },
+                final: true,
+                emitSeq: 0,
+                partition: p,
+                id: `${w.start}:${windowEnd}:0:${w.key}`,
+              }),
+            });
+          }
+        }
+        const start = e.ts - (e.ts % 60_000);
+        if (start + 60_000 <= st) continue; // late: the job counts it; none in these inputs
+        const id = `${start}|${e.user_id}`;
+        let w = windows.get(id);
+        if (!w) {
+          w = { key: e.user_id, start, events: 0, amount: 0 };
+          windows.set(id, w);
+        }
+        w.events++;
+        w.amount += e.amount;
+      }
+      streamTime.set(p, st);
+      // In requests of 1,000 (a minute's close is thousands of results per
+      // partition: one request would pass the broker's 1 MiB batch limit).
+      const sends: Promise<unknown>[] = [];
+      for (let i = 0; i < results.length; i += 1_000)
+        sends.push(producer.send({ topic: out, messages: results.slice(i, i + 1_000) }));
+      await Promise.all(sends);
+      await consumer.commitOffsets([
+        { topic, partition: p, offset: (BigInt(batch.lastOffset()) + 1n).toString() },
+      ]);
+      clock.count(batch.messages.length);
+    },
+  });
+  const eps = await clock.eps;
+  await consumer.disconnect();
+  await producer.disconnect();
+  const output = (await admin.fetchTopicOffsets(out)).reduce((n, o) => n + Number(o.high), 0);
+  await cleanup(app);
+  return { eps, written: { changelog: 0, output } };
 }
 
 /** Records written to the job's changelog and output topics (offsets, transaction markers included). */
@@ -494,8 +609,10 @@ try {
     /** Exactly-once with commitIntervalMs 20. */
     eosCommit20ms: number;
     alo: number;
+    /** The same job by hand with kafkajs (rawJob). */
+    rawJob: number;
     /** Records each job wrote to its changelog and output topics. */
-    written: { eos: Written; eosCommit20ms: Written; alo: Written };
+    written: { eos: Written; eosCommit20ms: Written; alo: Written; rawJob: Written };
     /** 1-minute load average when the round's jobs ended. */
     load: number;
   };
@@ -515,16 +632,18 @@ try {
         ? await sluice(topic, "exactly-once", FAST_COMMIT_MS)
         : none;
       const { eps: a, written: wa } = picked("alo") ? await sluice(topic, "at-least-once") : none;
+      const { eps: rj, written: wr } = picked("rawjob") ? await rawJob(topic) : none;
       list.push({
         ceiling: c,
         eos: e,
         eosCommit20ms: ec,
         alo: a,
-        written: { eos: we, eosCommit20ms: wc, alo: wa },
+        rawJob: rj,
+        written: { eos: we, eosCommit20ms: wc, alo: wa, rawJob: wr },
         load: loadavg()[0] ?? 0,
       });
       console.log(
-        `round ${r + 1} ${name}: ceiling ${c.toFixed(0)}/s, eos ${e.toFixed(0)}/s, eos 20 ms ${ec.toFixed(0)}/s, alo ${a.toFixed(0)}/s; changelog/output records eos ${we.changelog}/${we.output}, alo ${wa.changelog}/${wa.output}; load ${loadavg()[0]?.toFixed(1)}`,
+        `round ${r + 1} ${name}: ceiling ${c.toFixed(0)}/s, eos ${e.toFixed(0)}/s, eos 20 ms ${ec.toFixed(0)}/s, alo ${a.toFixed(0)}/s, raw job ${rj.toFixed(0)}/s; changelog/output records eos ${we.changelog}/${we.output}, alo ${wa.changelog}/${wa.output}, raw job output ${wr.output}; load ${loadavg()[0]?.toFixed(1)}`,
       );
     }
   }
@@ -534,10 +653,11 @@ try {
       [rateRounds, "rate"],
     ] as const) {
       if (list.length === 0) continue;
-      const m = (k: "ceiling" | "eos" | "eosCommit20ms" | "alo") =>
+      const m = (k: "ceiling" | "eos" | "eosCommit20ms" | "alo" | "rawJob") =>
         Math.round(median(list.map((r) => r[k])));
+      const v = (k: "eos" | "alo") => median(list.map((r) => r[k] / r.rawJob)).toFixed(2);
       console.log(
-        `median ${name}: ceiling ${m("ceiling")}/s, eos ${m("eos")}/s, eos 20 ms ${m("eosCommit20ms")}/s, alo ${m("alo")}/s`,
+        `median ${name}: ceiling ${m("ceiling")}/s, eos ${m("eos")}/s, eos 20 ms ${m("eosCommit20ms")}/s, alo ${m("alo")}/s, raw job ${m("rawJob")}/s; vs raw job: eos ${v("eos")}, alo ${v("alo")}`,
       );
     }
     rss.stop();
@@ -553,6 +673,8 @@ try {
     const aloEps = median(rounds.map((r) => r.alo));
     const ratio = (list: typeof rounds, k: "eos" | "eosCommit20ms" | "alo") =>
       Number(median(list.map((r) => r[k] / r.ceiling)).toFixed(3));
+    const vsRawJob = (list: typeof rounds, k: "eos" | "alo") =>
+      Number(median(list.map((r) => r[k] / r.rawJob)).toFixed(3));
     writeResults("windowing", {
       config: {
         events: N,
@@ -573,11 +695,14 @@ try {
         exactlyOnce: Math.round(eosEps),
         exactlyOnceCommit20ms: Math.round(median(rounds.map((r) => r.eosCommit20ms))),
         atLeastOnce: Math.round(aloEps),
+        rawKafkajsJob: Math.round(median(rounds.map((r) => r.rawJob))),
       },
       ratios: {
         eos_vs_ceiling: ratio(rounds, "eos"),
         alo_vs_ceiling: ratio(rounds, "alo"),
         eos_commit20ms_vs_ceiling: ratio(rounds, "eosCommit20ms"),
+        eos_vs_raw_job: vsRawJob(rounds, "eos"),
+        alo_vs_raw_job: vsRawJob(rounds, "alo"),
       },
       realistic: {
         eventsPerSec: {
@@ -585,11 +710,14 @@ try {
           exactlyOnce: Math.round(median(rateRounds.map((r) => r.eos))),
           exactlyOnceCommit20ms: Math.round(median(rateRounds.map((r) => r.eosCommit20ms))),
           atLeastOnce: Math.round(median(rateRounds.map((r) => r.alo))),
+          rawKafkajsJob: Math.round(median(rateRounds.map((r) => r.rawJob))),
         },
         ratios: {
           eos_vs_ceiling: ratio(rateRounds, "eos"),
           alo_vs_ceiling: ratio(rateRounds, "alo"),
           eos_commit20ms_vs_ceiling: ratio(rateRounds, "eosCommit20ms"),
+          eos_vs_raw_job: vsRawJob(rateRounds, "eos"),
+          alo_vs_raw_job: vsRawJob(rateRounds, "alo"),
         },
         rounds: rateRounds,
       },
