@@ -815,7 +815,7 @@ async function main(): Promise<void> {
     Number.isFinite(a) && Number.isFinite(b) && b > 0 ? Math.round((a / b) * 100) / 100 : null;
   const allDigests = new Set(throughput.map((r) => r.digest));
   writeResults("peers", {
-    note: "2 CPU cores shared with ~6 engineers building and testing at the same time; single broker on loopback. Each engine runs as its own process with one processing thread (Kafka Streams num.stream.threads=1). Medians of the rounds.",
+    note: "2 CPU cores shared with other work on the machine (see the load average of the run); single broker on loopback. Each engine runs as its own process with one processing thread (Kafka Streams num.stream.threads=1). Medians of the rounds.",
     events: EVENTS,
     partitions: PARTITIONS,
     users: USERS,
