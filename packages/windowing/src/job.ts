@@ -776,7 +776,10 @@ export function createJob<T>(opts: JobOptions<T>): Job<T> {
     opts.commitIntervalMs ?? (guarantee === "exactly-once" ? 100 : 1000),
     "commitIntervalMs",
   );
-  const transactionTimeoutMs = duration(opts.transactionTimeoutMs ?? 10_000, "transactionTimeoutMs");
+  const transactionTimeoutMs = duration(
+    opts.transactionTimeoutMs ?? 10_000,
+    "transactionTimeoutMs",
+  );
   if (transactionTimeoutMs < 1_000 || transactionTimeoutMs > 900_000) {
     bad(
       `transactionTimeoutMs must be from 1 s to 15 min; got ${JSON.stringify(opts.transactionTimeoutMs)}`,
