@@ -1,4 +1,6 @@
+import path from "node:path";
 import { type Sink, SinkError } from "@sluice/sinks";
+import { replacePreviousMember } from "@sluice/windowing";
 import type { Consumer, Kafka } from "kafkajs";
 import type { UserEvent } from "../generator/user-event.js";
 import type { PipelineConfig } from "../pipeline/config.js";
@@ -54,6 +56,12 @@ export async function startRawEventsConsumer(opts: {
       }, 1000);
     });
     await current.connect();
+    // A previous process on this state directory, killed without leaving the
+    // group, would hold the join below until its 30 s session times out.
+    await replacePreviousMember(kafka, current, {
+      dir: path.join(config.stateDir, config.applications.raw),
+      groupId: config.applications.raw,
+    });
     await current.subscribe({ topic: config.topic, fromBeginning: true });
     await current.run({
       autoCommit: false,

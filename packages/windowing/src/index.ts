@@ -15,6 +15,7 @@ export {
   sum,
   topK,
 } from "./aggregations.js";
+export { replacePreviousMember } from "./internal/previous-member.js";
 export {
   createJob,
   defineJob,

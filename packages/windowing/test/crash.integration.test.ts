@@ -132,6 +132,42 @@ it("SIGKILL, restart on the same state directory: the restart removes the killed
   await stopJob(second);
 });
 
+// The same for a plain kafkajs consumer given replacePreviousMember.
+it("replacePreviousMember: a plain kafkajs consumer restarted after SIGKILL removes its predecessor and joins without waiting out its session", {
+  timeout: 180_000,
+}, async () => {
+  const base = uniqueName("wplain");
+  prefixes.push(base);
+  const source = `${base}-events`;
+  await createTopic(admin, source, 3);
+  const dir = mkdtempSync(path.join(tmpdir(), "wplain-"));
+  dirs.push(dir);
+  const sessionMs = 60_000;
+  const env = {
+    BROKERS: brokers.join(","),
+    GROUP: base,
+    SOURCE: source,
+    DIR: dir,
+    SESSION_TIMEOUT_MS: String(sessionMs),
+  };
+  const first = startJob(children, env, "plain-consumer.ts");
+  await first.ready;
+  while (!existsSync(path.join(dir, "group-member.json"))) await sleep(50);
+  const { groups } = await admin.describeGroups([base]);
+  const killed = groups[0]?.members[0]?.memberId;
+  expect(killed).toBeTruthy();
+  first.child.kill("SIGKILL");
+  await new Promise((r) => first.child.once("exit", r));
+
+  const second = startJob(children, env, "plain-consumer.ts");
+  const bound = sleep(sessionMs / 2).then(() => "timeout" as const);
+  expect(await Promise.race([second.ready.then(() => "ready" as const), bound])).toBe("ready");
+  const now = (await admin.describeGroups([base])).groups[0]?.members.map((m) => m.memberId);
+  expect(now).not.toContain(killed);
+  expect(now).toHaveLength(1);
+  await stopJob(second);
+});
+
 async function crashRun(
   name: string,
   makeConsumer: (kafka: Kafka, config: ConsumerConfig) => Consumer,

@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, expect, it } from "vitest";
+import { replacePreviousMember } from "../src/index.js";
 import { leavePreviousMember, memberKeeper } from "../src/internal/previous-member.js";
 
 const dirs: string[] = [];
@@ -76,4 +77,17 @@ it("a member already gone is 'gone'; a failed LeaveGroup or no cluster is 'faile
   ).toBe("failed");
   expect(await leavePreviousMember(dir, "app", undefined)).toBe("failed");
   expect(await leavePreviousMember(dir, "app", {})).toBe("failed");
+});
+
+it("replacePreviousMember needs a directory and a group: WINDOWING_INVALID_OPTIONS otherwise", async () => {
+  const kafka = {} as Parameters<typeof replacePreviousMember>[0];
+  const consumer = {} as Parameters<typeof replacePreviousMember>[1];
+  for (const opts of [
+    { dir: "", groupId: "g" },
+    { dir: stateDir(), groupId: "" },
+  ]) {
+    await expect(replacePreviousMember(kafka, consumer, opts)).rejects.toMatchObject({
+      code: "WINDOWING_INVALID_OPTIONS",
+    });
+  }
 });

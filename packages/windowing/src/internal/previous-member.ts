@@ -10,8 +10,11 @@
 // removed is never a live one. Leaving is best effort: when it cannot be
 // sent (no private cluster, a coordinator error), the group waits out the
 // session as before.
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { onPrivateCluster } from "@sluice/producer";
+import kafkajs, { type Consumer, type Kafka } from "kafkajs";
+import { WindowingError } from "../windowing-error.js";
 
 const FILE = "group-member.json";
 
@@ -88,4 +91,68 @@ export function memberKeeper(
     },
     flush: () => chain,
   };
+}
+
+/**
+ * Gives a plain kafkajs consumer the restart behaviour of a job's own
+ * consumer: removes from `groupId` the member that the previous process on
+ * `dir` joined with and never left (killed, crashed), so the group does not
+ * wait out that member's session; then keeps the member id of each of
+ * `consumer`'s joins in `dir` (`group-member.json`) for the next process.
+ * Call it before `consumer.run()`. `dir` must be the process's own: one
+ * process at a time (a state directory held by a lock, say), or it could
+ * remove a live member of another process.
+ *
+ * It is best effort: a member that had already left or timed out is
+ * `'gone'`, and a LeaveGroup that could not be sent (another kafkajs copy,
+ * a coordinator error) is `'failed'`, the group then waiting out the session
+ * as before; it never throws for those.
+ *
+ * @param kafka - the client `consumer` was made from
+ * @param consumer - a kafkajs consumer of `groupId`, not yet running
+ * @param opts - `dir`: the process's own directory; `groupId`: the consumer's group
+ * @returns what became of the previous member: `'removed'`, `'gone'`,
+ *   `'none'` (none was kept) or `'failed'`
+ * @throws WindowingError `WINDOWING_INVALID_OPTIONS` when `dir` or `groupId` is missing
+ * @example
+ * ```ts
+ * const consumer = kafka.consumer({ groupId: "copier" });
+ * await consumer.connect();
+ * await replacePreviousMember(kafka, consumer, { dir: "./state/copier", groupId: "copier" });
+ * await consumer.subscribe({ topic: "events" });
+ * await consumer.run({ eachBatch });
+ * ```
+ * @since 0.3.0
+ */
+export async function replacePreviousMember(
+  kafka: Kafka,
+  consumer: Consumer,
+  opts: { dir: string; groupId: string },
+): Promise<"removed" | "gone" | "none" | "failed"> {
+  const { dir, groupId } = opts ?? {};
+  if (typeof dir !== "string" || dir.length === 0 || typeof groupId !== "string" || !groupId) {
+    throw new WindowingError(
+      "WINDOWING_INVALID_OPTIONS",
+      "replacePreviousMember needs { dir, groupId }: the process's own directory and the consumer's group",
+    );
+  }
+  await mkdir(dir, { recursive: true });
+  const keeper = memberKeeper(dir, groupId);
+  consumer.on(consumer.events.GROUP_JOIN, (e) => keeper.keep(e.payload.memberId));
+  // A short-lived admin on a private cluster, for its group coordinator.
+  const hooked = onPrivateCluster(
+    kafka,
+    (child) => kafkajs.Kafka.prototype.admin.call(child),
+    () => {},
+  );
+  if (!hooked.cluster || !hooked.made) return "failed";
+  const admin = hooked.made;
+  try {
+    await admin.connect();
+    return await leavePreviousMember(dir, groupId, hooked.cluster);
+  } catch {
+    return "failed";
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
 }
