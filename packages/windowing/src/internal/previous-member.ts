@@ -139,6 +139,8 @@ export async function replacePreviousMember(
   await mkdir(dir, { recursive: true });
   const keeper = memberKeeper(dir, groupId);
   consumer.on(consumer.events.GROUP_JOIN, (e) => keeper.keep(e.payload.memberId));
+  // No admin connection unless there is a member to remove.
+  if ((await keptMember(dir, groupId)) === undefined) return "none";
   // A short-lived admin on a private cluster, for its group coordinator.
   const hooked = onPrivateCluster(
     kafka,
